@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "file_bytes.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "pim/runtime/chip_spec.h"
@@ -48,12 +49,9 @@ absl::StatusOr<proto::ChipFile> ParseChipFile(const std::string& text, const std
 }
 
 absl::StatusOr<proto::ChipFile> ReadChipFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open chip file"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
-  return ParseChipFile(buffer.str(), path);
+  absl::StatusOr<std::string> text = ReadFileBytes(path, "chip file");
+  if (!text.ok()) return text.status();
+  return ParseChipFile(*text, path);
 }
 
 std::string ChipsDirectory() {

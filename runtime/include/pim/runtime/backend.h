@@ -83,6 +83,11 @@ struct InputBatch {
 // input_bits (bit_serial: plane j at index j).
 int ConversionsPerOutput(Scheme scheme, int input_bits);
 
+// Physical columns one weight (one output of a tile) occupies, DESIGN 4: ceil(b_w / cell_bits)
+// for native and bit_serial, twice the magnitude columns 2 * ceil((b_w - 1) / cell_bits) for
+// differential. A tile's `columns` is outputs() times this.
+int ColumnsPerWeight(Scheme scheme, int weight_bits, int cell_bits);
+
 // Named counters (gem5-style stats): "cycles", "adc.conversions", "adc.saturations",
 // "xbar.macs", "energy.adc_pj", "link.bytes", ... Values are cumulative since the backend opened.
 using Counters = std::map<std::string, double>;

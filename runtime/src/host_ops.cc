@@ -1,0 +1,284 @@
+#include "pim/runtime/host_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "check.h"
+
+namespace pim::runtime {
+
+Tensor QuantizeOp(const Tensor& x, double scale, int64_t zero_point, int64_t lo, int64_t hi) {
+  Tensor y(x.shape);
+  const double zp = double(zero_point), dlo = double(lo), dhi = double(hi);
+  for (size_t i = 0; i < x.data.size(); ++i) {
+    const double v = std::nearbyint(x.data[i] / scale) + zp;
+    y.data[i] = std::isnan(v) ? v : std::min(std::max(v, dlo), dhi);
+  }
+  return y;
+}
+
+Tensor DequantizeOp(const Tensor& q, double scale, int64_t zero_point) {
+  Tensor y(q.shape);
+  const double zp = double(zero_point);
+  for (size_t i = 0; i < q.data.size(); ++i) y.data[i] = (q.data[i] - zp) * scale;
+  return y;
+}
+
+Tensor BatchNormOp(const Tensor& x, absl::Span<const double> scale, absl::Span<const double> bias,
+                   absl::Span<const double> mean, absl::Span<const double> var, double epsilon) {
+  PIM_CHECK(x.shape.size() >= 2 && int64_t(scale.size()) == x.shape[1]);
+  Tensor y(x.shape);
+  const int64_t c_count = x.shape[1];
+  const int64_t inner = x.sample_size() / c_count;
+  size_t i = 0;
+  for (int64_t n = 0; n < x.batch(); ++n) {
+    for (int64_t c = 0; c < c_count; ++c) {
+      const double denom = std::sqrt(var[size_t(c)] + epsilon);
+      for (int64_t j = 0; j < inner; ++j, ++i) {
+        y.data[i] = (x.data[i] - mean[size_t(c)]) / denom * scale[size_t(c)] + bias[size_t(c)];
+      }
+    }
+  }
+  return y;
+}
+
+Tensor ReluOp(const Tensor& x) {
+  Tensor y(x.shape);
+  for (size_t i = 0; i < x.data.size(); ++i) y.data[i] = std::max(x.data[i], 0.0);
+  return y;
+}
+
+Tensor ClipOp(const Tensor& x, double lo, double hi) {
+  Tensor y(x.shape);
+  for (size_t i = 0; i < x.data.size(); ++i) y.data[i] = std::min(std::max(x.data[i], lo), hi);
+  return y;
+}
+
+Tensor AddOp(const Tensor& a, const Tensor& b) {
+  PIM_CHECK(a.shape.size() == b.shape.size());
+  const size_t rank = a.shape.size();
+  std::vector<int64_t> shape(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    PIM_CHECK(a.shape[d] == b.shape[d] || a.shape[d] == 1 || b.shape[d] == 1);
+    shape[d] = std::max(a.shape[d], b.shape[d]);
+  }
+  Tensor y(shape);
+  // Strides of a and b in the output index space (0 along broadcast axes).
+  std::vector<int64_t> sa(rank), sb(rank);
+  int64_t ma = 1, mb = 1;
+  for (size_t d = rank; d-- > 0;) {
+    sa[d] = a.shape[d] == 1 ? 0 : ma;
+    sb[d] = b.shape[d] == 1 ? 0 : mb;
+    ma *= a.shape[d];
+    mb *= b.shape[d];
+  }
+  std::vector<int64_t> idx(rank, 0);
+  int64_t ia = 0, ib = 0;
+  for (size_t i = 0; i < y.data.size(); ++i) {
+    y.data[i] = a.data[size_t(ia)] + b.data[size_t(ib)];
+    for (size_t d = rank; d-- > 0;) {
+      ++idx[d];
+      ia += sa[d];
+      ib += sb[d];
+      if (idx[d] < shape[d]) break;
+      ia -= sa[d] * shape[d];
+      ib -= sb[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+  return y;
+}
+
+int64_t PoolOutputSize(int64_t size, int kernel, int stride, int pad_begin, int pad_end, bool ceil_mode) {
+  const int64_t span = size + pad_begin + pad_end - kernel;
+  int64_t n = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  if (ceil_mode && (n - 1) * stride >= size + pad_begin) --n;
+  return n;
+}
+
+Tensor PoolOp(const Tensor& x, const PoolParams& p) {
+  PIM_CHECK(x.shape.size() == 4);
+  const int64_t n_count = x.shape[0], c_count = x.shape[1], h = x.shape[2], w = x.shape[3];
+  if (p.kind == PoolParams::Kind::kGlobalAverage) {
+    Tensor y({n_count, c_count, 1, 1});
+    for (int64_t nc = 0; nc < n_count * c_count; ++nc) {
+      double sum = 0;
+      for (int64_t i = 0; i < h * w; ++i) sum += x.data[size_t(nc * h * w + i)];
+      y.data[size_t(nc)] = sum / double(h * w);
+    }
+    return y;
+  }
+  const int64_t oh = PoolOutputSize(h, p.kernel_h, p.stride_h, p.pad_top, p.pad_bottom, p.ceil_mode);
+  const int64_t ow = PoolOutputSize(w, p.kernel_w, p.stride_w, p.pad_left, p.pad_right, p.ceil_mode);
+  Tensor y({n_count, c_count, oh, ow});
+  size_t out = 0;
+  for (int64_t nc = 0; nc < n_count * c_count; ++nc) {
+    const double* plane = x.data.data() + nc * h * w;
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      for (int64_t ox = 0; ox < ow; ++ox, ++out) {
+        const int64_t y0 = oy * p.stride_h - p.pad_top, x0 = ox * p.stride_w - p.pad_left;
+        if (p.kind == PoolParams::Kind::kMax) {
+          double m = -std::numeric_limits<double>::infinity();
+          for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+            const int64_t yy = y0 + ky;
+            if (yy < 0 || yy >= h) continue;
+            for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+              const int64_t xx = x0 + kx;
+              if (xx >= 0 && xx < w) m = std::max(m, plane[yy * w + xx]);
+            }
+          }
+          y.data[out] = m;
+        } else {
+          double sum = 0;
+          int64_t valid = 0, padded = 0;
+          for (int64_t ky = 0; ky < p.kernel_h; ++ky) {
+            const int64_t yy = y0 + ky;
+            for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+              const int64_t xx = x0 + kx;
+              if (yy >= 0 && yy < h && xx >= 0 && xx < w) {
+                sum += plane[yy * w + xx];
+                ++valid;
+              } else if (yy < h + p.pad_bottom && xx < w + p.pad_right) {
+                ++padded;  // inside the explicit padding (not past it, as ceil_mode can reach)
+              }
+            }
+          }
+          y.data[out] = sum / double(p.count_include_pad ? valid + padded : valid);
+        }
+      }
+    }
+  }
+  return y;
+}
+
+Tensor ReshapeOp(const Tensor& x, const std::vector<int64_t>& shape) {
+  Tensor y;
+  y.shape = shape;
+  y.shape[0] = x.batch();
+  PIM_CHECK(Tensor::NumElements(y.shape) == int64_t(x.data.size()));
+  y.data = x.data;
+  return y;
+}
+
+Tensor SoftmaxOp(const Tensor& x, int axis) {
+  const int rank = int(x.shape.size());
+  if (axis < 0) axis += rank;
+  PIM_CHECK(axis >= 0 && axis < rank);
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= x.shape[size_t(d)];
+  for (int d = axis + 1; d < rank; ++d) inner *= x.shape[size_t(d)];
+  const int64_t len = x.shape[size_t(axis)];
+  Tensor y(x.shape);
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const size_t base = size_t(o * len * inner + i);
+      double m = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < len; ++j) m = std::max(m, x.data[base + size_t(j * inner)]);
+      double sum = 0;
+      for (int64_t j = 0; j < len; ++j) sum += std::exp(x.data[base + size_t(j * inner)] - m);
+      for (int64_t j = 0; j < len; ++j) y.data[base + size_t(j * inner)] = std::exp(x.data[base + size_t(j * inner)] - m) / sum;
+    }
+  }
+  return y;
+}
+
+Tensor ConcatOp(const std::vector<const Tensor*>& inputs, int axis) {
+  PIM_CHECK(!inputs.empty());
+  const int rank = int(inputs[0]->shape.size());
+  if (axis < 0) axis += rank;
+  std::vector<int64_t> shape = inputs[0]->shape;
+  shape[size_t(axis)] = 0;
+  for (const Tensor* t : inputs) shape[size_t(axis)] += t->shape[size_t(axis)];
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= shape[size_t(d)];
+  for (int d = axis + 1; d < rank; ++d) inner *= shape[size_t(d)];
+  Tensor y;
+  y.shape = shape;
+  y.data.reserve(size_t(Tensor::NumElements(shape)));
+  for (int64_t o = 0; o < outer; ++o) {
+    for (const Tensor* t : inputs) {
+      const int64_t chunk = t->shape[size_t(axis)] * inner;
+      y.data.insert(y.data.end(), t->data.begin() + o * chunk, t->data.begin() + (o + 1) * chunk);
+    }
+  }
+  return y;
+}
+
+template <typename T>
+void Im2Col(const Tensor& x, const ConvParams& conv, std::vector<T>* out) {
+  PIM_CHECK(x.shape.size() == 4 && x.shape[1] == conv.in_channels);
+  const int64_t n_count = x.shape[0], c_count = x.shape[1], h = x.shape[2], w = x.shape[3];
+  const int64_t oh = conv.OutH(h), ow = conv.OutW(w), k_count = conv.K();
+  out->assign(size_t(n_count * oh * ow * k_count), T(0));
+  T* row = out->data();
+  for (int64_t n = 0; n < n_count; ++n) {
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      for (int64_t ox = 0; ox < ow; ++ox, row += k_count) {
+        T* dst = row;
+        for (int64_t c = 0; c < c_count; ++c) {
+          const double* plane = x.data.data() + (n * c_count + c) * h * w;
+          for (int64_t ky = 0; ky < conv.kernel_h; ++ky) {
+            const int64_t yy = oy * conv.stride_h - conv.pad_top + ky * conv.dilation_h;
+            for (int64_t kx = 0; kx < conv.kernel_w; ++kx, ++dst) {
+              const int64_t xx = ox * conv.stride_w - conv.pad_left + kx * conv.dilation_w;
+              if (yy >= 0 && yy < h && xx >= 0 && xx < w) *dst = T(plane[yy * w + xx]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+template void Im2Col<double>(const Tensor&, const ConvParams&, std::vector<double>*);
+template void Im2Col<uint8_t>(const Tensor&, const ConvParams&, std::vector<uint8_t>*);
+
+std::vector<double> FloatMatmul(absl::Span<const double> rows, int64_t m_count, absl::Span<const double> weight,
+                                int64_t o_count, int64_t k_count, absl::Span<const double> bias) {
+  std::vector<double> y(size_t(m_count * o_count));
+  for (int64_t m = 0; m < m_count; ++m) {
+    const double* x = rows.data() + m * k_count;
+    for (int64_t o = 0; o < o_count; ++o) {
+      const double* wr = weight.data() + o * k_count;
+      double sum = 0;
+      for (int64_t k = 0; k < k_count; ++k) sum += wr[k] * x[k];
+      y[size_t(m * o_count + o)] = bias.empty() ? sum : sum + bias[size_t(o)];
+    }
+  }
+  return y;
+}
+
+std::vector<int64_t> IntegerMatmul(absl::Span<const uint8_t> codes, int64_t m_count, absl::Span<const int8_t> weight,
+                                   int64_t o_count, int64_t k_count) {
+  std::vector<int64_t> s(size_t(m_count * o_count));
+  for (int64_t m = 0; m < m_count; ++m) {
+    const uint8_t* x = codes.data() + m * k_count;
+    for (int64_t o = 0; o < o_count; ++o) {
+      const int8_t* q = weight.data() + o * k_count;
+      int64_t sum = 0;
+      for (int64_t k = 0; k < k_count; ++k) sum += int64_t(q[k]) * x[k];
+      s[size_t(m * o_count + o)] = sum;
+    }
+  }
+  return s;
+}
+
+template <typename T>
+Tensor RowsToNchw(const std::vector<T>& rows, int64_t n, int64_t o, int64_t oh, int64_t ow, bool conv) {
+  if (!conv) {
+    Tensor y({n, o});
+    for (size_t i = 0; i < rows.size(); ++i) y.data[i] = double(rows[i]);
+    return y;
+  }
+  Tensor y({n, o, oh, ow});
+  const int64_t l = oh * ow;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t p = 0; p < l; ++p)
+      for (int64_t c = 0; c < o; ++c) y.data[size_t((b * o + c) * l + p)] = double(rows[size_t((b * l + p) * o + c)]);
+  return y;
+}
+template Tensor RowsToNchw<int32_t>(const std::vector<int32_t>&, int64_t, int64_t, int64_t, int64_t, bool);
+template Tensor RowsToNchw<int64_t>(const std::vector<int64_t>&, int64_t, int64_t, int64_t, int64_t, bool);
+template Tensor RowsToNchw<double>(const std::vector<double>&, int64_t, int64_t, int64_t, int64_t, bool);
+
+}  // namespace pim::runtime

@@ -1,0 +1,241 @@
+#include "pim/sim/sim_backend.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "pim/proto/chip.pb.h"
+#include "pim/runtime/chip_file.h"
+
+namespace pim::sim {
+namespace {
+
+int MaxInputBits(const runtime::ChipSpec& spec, runtime::Scheme scheme) {
+  return scheme == runtime::Scheme::kBitSerial ? spec.max_bit_serial_input_bits : spec.max_input_bits;
+}
+
+}  // namespace
+
+SimBackend::SimBackend(const SimParams& params) : params_(params) {
+  info_.spec = params.spec;
+  info_.backend = "sim";
+  info_.serial_number = absl::StrCat("sim-", params.seed);
+  info_.firmware_version = absl::StrCat("pim-sim ideal (profile ", params.profile_name, ")");
+}
+
+absl::StatusOr<std::unique_ptr<SimBackend>> SimBackend::Create(const SimParams& params) {
+  proto::ChipSpec as_proto;
+  runtime::ChipSpecToProto(params.spec, &as_proto);
+  if (absl::StatusOr<runtime::ChipSpec> checked = runtime::ChipSpecFromProto(as_proto); !checked.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("sim: chip '", params.spec.name, "': ", checked.status().message()));
+  }
+  return std::unique_ptr<SimBackend>(new SimBackend(params));
+}
+
+absl::Status SimBackend::WriteTile(const runtime::TileImage& image) {
+  const runtime::ChipSpec& spec = params_.spec;
+  const runtime::TileSpec& t = image.tile;
+  const runtime::TilePlacement& p = t.placement;
+  const std::string at = absl::StrCat("sim: WriteTile ", t.id, ": ");
+  if (t.rows() < 1 || t.outputs() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(at, t.rows(), " rows x ", t.outputs(), " outputs"));
+  }
+  if (p.macro < 0 || p.macro >= spec.macros || p.bank < 0 || p.bank >= spec.banks_per_macro) {
+    return absl::InvalidArgumentError(absl::StrCat(at, "macro ", p.macro, ", bank ", p.bank, " outside ",
+                                                   spec.macros, " macros x ", spec.banks_per_macro, " banks"));
+  }
+  if (image.weight_bits < 2 || image.weight_bits > spec.max_weight_bits) {
+    return absl::InvalidArgumentError(absl::StrCat(at, image.weight_bits, "-bit weights, chip stores 2..",
+                                                   spec.max_weight_bits));
+  }
+  const int per_weight = runtime::ColumnsPerWeight(image.scheme, image.weight_bits, spec.cell_bits);
+  if (p.columns != t.outputs() * per_weight) {
+    return absl::InvalidArgumentError(absl::StrCat(at, p.columns, " columns for ", t.outputs(), " outputs of ",
+                                                   image.weight_bits, "-bit ", runtime::SchemeName(image.scheme),
+                                                   " weights (need ", t.outputs() * per_weight, ")"));
+  }
+  if (p.row_offset < 0 || p.column_offset < 0 || p.row_offset + t.rows() > spec.rows ||
+      p.column_offset + p.columns > spec.columns) {
+    return absl::InvalidArgumentError(absl::StrCat(at, "rows [", p.row_offset, ", ", p.row_offset + t.rows(),
+                                                   ") x columns [", p.column_offset, ", ", p.column_offset + p.columns,
+                                                   ") outside the ", spec.rows, " x ", spec.columns, " macro"));
+  }
+  if (image.codes.size() != size_t(t.outputs()) * size_t(t.rows())) {
+    return absl::InvalidArgumentError(absl::StrCat(at, image.codes.size(), " codes for ", t.outputs(),
+                                                   " outputs x ", t.rows(), " rows"));
+  }
+  const int qmax = (1 << (image.weight_bits - 1)) - 1;
+  for (size_t i = 0; i < image.codes.size(); ++i) {
+    if (image.codes[i] < -qmax || image.codes[i] > qmax) {
+      return absl::InvalidArgumentError(absl::StrCat(at, "code ", int(image.codes[i]), " at [", i / size_t(t.rows()),
+                                                     ", ", i % size_t(t.rows()), "] outside +-", qmax));
+    }
+  }
+  // Overwrite: any tile sharing a cell of this macro and bank is gone.
+  for (auto it = tiles_.begin(); it != tiles_.end();) {
+    const runtime::TileSpec& o = it->second.image.tile;
+    const runtime::TilePlacement& q = o.placement;
+    const bool overlaps = q.macro == p.macro && q.bank == p.bank && q.row_offset < p.row_offset + t.rows() &&
+                          p.row_offset < q.row_offset + o.rows() && q.column_offset < p.column_offset + p.columns &&
+                          p.column_offset < q.column_offset + q.columns;
+    if (overlaps || it->first == t.id) {
+      it = tiles_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  tiles_[t.id] = StoredTile{image, std::nullopt};
+  ++tiles_written_;
+  cells_written_ += uint64_t(t.rows()) * uint64_t(p.columns);
+  return absl::OkStatus();
+}
+
+absl::Status SimBackend::ConfigureAdc(uint32_t tile_id, const runtime::AdcSetting& setting) {
+  auto it = tiles_.find(tile_id);
+  if (it == tiles_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat("sim: ConfigureAdc: tile ", tile_id, " is not written"));
+  }
+  if (setting.adc_bits < 1 || setting.adc_bits > params_.spec.adc_bits) {
+    return absl::InvalidArgumentError(absl::StrCat("sim: ConfigureAdc tile ", tile_id, ": ", setting.adc_bits,
+                                                   " ADC bits, chip has 1..", params_.spec.adc_bits));
+  }
+  if (!std::isfinite(setting.adc_step) || setting.adc_step <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("sim: ConfigureAdc tile ", tile_id, ": ADC step ",
+                                                   setting.adc_step, " must be finite and > 0"));
+  }
+  it->second.adc = setting;
+  return absl::OkStatus();
+}
+
+absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& inputs, absl::Span<int16_t> codes) {
+  auto it = tiles_.find(tile_id);
+  if (it == tiles_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sim: RunTile: tile ", tile_id, " is not written (or was overwritten by another tile)"));
+  }
+  const StoredTile& stored = it->second;
+  if (!stored.adc) {
+    return absl::FailedPreconditionError(absl::StrCat("sim: RunTile: tile ", tile_id, " has no ADC setting"));
+  }
+  const runtime::TileImage& image = stored.image;
+  const int rows = image.tile.rows();
+  const int outputs = image.tile.outputs();
+  const int max_bits = MaxInputBits(params_.spec, image.scheme);
+  if (inputs.input_bits < 1 || inputs.input_bits > max_bits) {
+    return absl::InvalidArgumentError(absl::StrCat("sim: RunTile ", tile_id, ": ", inputs.input_bits,
+                                                   "-bit inputs, chip takes 1..", max_bits, " with scheme ",
+                                                   runtime::SchemeName(image.scheme)));
+  }
+  if (inputs.vectors < 0 || inputs.width != rows || (inputs.vectors > 0 && inputs.codes == nullptr)) {
+    return absl::InvalidArgumentError(absl::StrCat("sim: RunTile ", tile_id, ": ", inputs.vectors,
+                                                   " vectors of width ", inputs.width, ", tile has ", rows, " rows"));
+  }
+  const int conversions = runtime::ConversionsPerOutput(image.scheme, inputs.input_bits);
+  const size_t need = size_t(inputs.vectors) * size_t(outputs) * size_t(conversions);
+  if (codes.size() != need) {
+    return absl::InvalidArgumentError(absl::StrCat("sim: RunTile ", tile_id, ": code buffer holds ", codes.size(),
+                                                   ", need ", need));
+  }
+  const int x_max = (1 << inputs.input_bits) - 1;
+  for (size_t i = 0; i < size_t(inputs.vectors) * size_t(rows); ++i) {
+    if (inputs.codes[i] > x_max) {
+      return absl::InvalidArgumentError(absl::StrCat("sim: RunTile ", tile_id, ": input code ", int(inputs.codes[i]),
+                                                     " of vector ", i / size_t(rows), " exceeds ", x_max));
+    }
+  }
+  const int b = stored.adc->adc_bits;
+  const double delta = stored.adc->adc_step;
+  const bool is_unsigned = image.scheme == runtime::Scheme::kDifferential;
+  const int64_t lo = is_unsigned ? 0 : -(int64_t(1) << (b - 1));
+  const int64_t hi = is_unsigned ? (int64_t(1) << b) - 1 : (int64_t(1) << (b - 1)) - 1;
+  // The ideal ADC of DESIGN 3.3: rne of one double division, then clamp.
+  auto adc = [&](int64_t p) -> int16_t {
+    double v = std::nearbyint(double(p) / delta);
+    if (v < double(lo)) {
+      ++saturations_;
+      v = double(lo);
+    } else if (v > double(hi)) {
+      ++saturations_;
+      v = double(hi);
+    }
+    return int16_t(v);
+  };
+  int16_t* out = codes.data();
+  for (int m = 0; m < inputs.vectors; ++m) {
+    const uint8_t* x = inputs.codes + size_t(m) * size_t(rows);
+    for (int o = 0; o < outputs; ++o) {
+      const int8_t* q = image.codes.data() + size_t(o) * size_t(rows);
+      switch (image.scheme) {
+        case runtime::Scheme::kNative: {
+          int64_t p = 0;
+          for (int k = 0; k < rows; ++k) p += int64_t(q[k]) * x[k];
+          *out++ = adc(p);
+          break;
+        }
+        case runtime::Scheme::kDifferential: {
+          int64_t pos = 0, neg = 0;
+          for (int k = 0; k < rows; ++k) {
+            if (q[k] > 0) pos += int64_t(q[k]) * x[k];
+            if (q[k] < 0) neg += int64_t(-q[k]) * x[k];
+          }
+          *out++ = adc(pos);
+          *out++ = adc(neg);
+          break;
+        }
+        case runtime::Scheme::kBitSerial:
+          for (int j = 0; j < conversions; ++j) {
+            int64_t p = 0;
+            for (int k = 0; k < rows; ++k) p += int64_t(q[k]) * ((x[k] >> j) & 1);
+            *out++ = adc(p);
+          }
+          break;
+      }
+    }
+  }
+  const uint64_t rounds = uint64_t(inputs.vectors) * uint64_t(outputs) * uint64_t(conversions);
+  conversions_ += rounds;
+  macs_ += rounds * uint64_t(rows);
+  ++tiles_run_;
+  vectors_run_ += uint64_t(inputs.vectors);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<runtime::Counters> SimBackend::ReadCounters() {
+  return runtime::Counters{
+      {"xbar.macs", double(macs_)},
+      {"adc.conversions", double(conversions_)},
+      {"adc.saturations", double(saturations_)},
+      {"tiles.written", double(tiles_written_)},
+      {"cells.written", double(cells_written_)},
+      {"tiles.run", double(tiles_run_)},
+      {"vectors.run", double(vectors_run_)},
+  };
+}
+
+absl::StatusOr<std::unique_ptr<runtime::Backend>> OpenSimBackend(const runtime::DeviceUri& uri,
+                                                                 const runtime::OpenOptions& options) {
+  SimParams params;
+  if (!uri.profile_path.empty() || !options.target) {
+    const std::string path = uri.profile_path.empty() ? runtime::DefaultChipFilePath() : uri.profile_path;
+    absl::StatusOr<proto::ChipFile> file = runtime::ReadChipFile(path);
+    if (!file.ok()) return file.status();
+    absl::StatusOr<runtime::ChipSpec> spec = runtime::ChipSpecFromProto(file->spec());
+    if (!spec.ok()) return spec.status();
+    params.spec = *spec;
+    const proto::NonIdealityProfile& profile = file->profile();
+    params.profile_name = profile.name().empty() ? "ideal" : profile.name();
+    params.seed = profile.seed();
+    if (profile.gain_sigma() != 0 || profile.offset_sigma_lsb() != 0 || profile.inl_bow_lsb() != 0 ||
+        profile.dnl_sigma_lsb() != 0 || profile.noise_sigma_lsb() != 0 || profile.columns_size() != 0) {
+      return absl::UnimplementedError(absl::StrCat(
+          path, ": profile '", params.profile_name, "' has non-ideal ADC parameters; this simulator build models only the ideal ADC"));
+    }
+  } else {
+    params.spec = *options.target;
+  }
+  if (uri.seed) params.seed = *uri.seed;
+  absl::StatusOr<std::unique_ptr<SimBackend>> backend = SimBackend::Create(params);
+  if (!backend.ok()) return backend.status();
+  return std::unique_ptr<runtime::Backend>(std::move(*backend));
+}
+
+}  // namespace pim::sim
