@@ -162,4 +162,64 @@ inline proto::Program SmallCnn(proto::Scheme scheme = proto::NATIVE, double adc_
   return p;
 }
 
+// An MLP over [N, 1, 28, 28] images: quantize(1/15, 0..15) "x_q" -> flatten "flat" -> fc1 (PIM,
+// 784 -> 32, native, R = 64, Delta 4) -> relu -> quantize(0.25, 0..15) -> fc2 (PIM, 32 -> 10,
+// differential) "logits".
+inline proto::Program ImageMlp() {
+  proto::Program p;
+  p.set_format_version(kProgramFormatVersion);
+  p.set_producer("test");
+  p.set_source_model_name("image_mlp.onnx");
+  *p.mutable_target() = DefaultTarget();
+  proto::ValueInfo* in = p.add_inputs();
+  in->set_name("input");
+  for (int64_t d : {-1, 1, 28, 28}) in->add_shape(d);
+  p.add_outputs("logits");
+  auto step = [&](const std::string& name, const std::string& input, const std::string& output) {
+    proto::Step* s = p.add_steps();
+    s->set_name(name);
+    s->add_inputs(input);
+    s->add_outputs(output);
+    return s;
+  };
+  auto quant = [&](const std::string& name, const std::string& input, const std::string& output, double scale) {
+    proto::QuantizeStep* q = step(name, input, output)->mutable_quantize();
+    q->set_scale(scale);
+    q->set_hi(15);
+  };
+  uint32_t next_id = 1;
+  int64_t next_column = 0;
+  auto fc = [&](const std::string& name, const std::string& input, const std::string& output, int o, int k,
+                proto::Scheme scheme, double delta, double input_scale) {
+    proto::MatrixLayer* m = step(name, input, output)->mutable_matrix();
+    m->set_out_channels(uint32_t(o));
+    m->set_reduction(uint32_t(k));
+    m->set_weight_bits(4);
+    m->set_input_bits(4);
+    m->set_weight_codes(Codes(o * k, 7, uint32_t(o + k)));
+    for (int i = 0; i < o; ++i) m->add_weight_scale(0.01 + 0.001 * i);
+    for (int i = 0; i < o; ++i) m->add_bias(0.01 * (i % 5) - 0.02);
+    m->set_input_scale(input_scale);
+    m->set_placement(proto::PIM);
+    proto::PimMapping* pim = m->mutable_pim();
+    pim->set_scheme(scheme);
+    pim->set_rows(64);
+    pim->set_adc_bits(scheme == proto::DIFFERENTIAL ? 6 : 7);
+    pim->set_adc_step(delta);
+    pim->set_adc_step_rule(proto::TRAINED);
+    AddTiles(p.target(), m, &next_id, &next_column, 16);
+  };
+  quant("quant_in", "input", "x_q", 1.0 / 15.0);
+  step("flatten", "x_q", "flat")->mutable_reshape()->add_shape(-1);
+  p.mutable_steps(1)->mutable_reshape()->add_shape(784);
+  fc("fc1", "flat", "fc1_y", 32, 784, proto::NATIVE, 4.0, 1.0 / 15.0);
+  step("relu1", "fc1_y", "relu1_y")->mutable_relu();
+  quant("quant_h", "relu1_y", "h_q", 0.25);
+  fc("fc2", "h_q", "logits", 10, 32, proto::DIFFERENTIAL, 2.0, 0.25);
+  proto::LoadPhase* phase = p.add_load_phases();
+  phase->add_layers("fc1");
+  phase->add_layers("fc2");
+  return p;
+}
+
 }  // namespace pim::runtime::testing
