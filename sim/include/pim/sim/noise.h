@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstdint>
+
+namespace pim::sim {
+
+// Counter-based randomness for the simulator. Every random quantity is a pure function of a key
+// (a profile seed plus the indices that name the event), so a result never depends on the order
+// in which events are simulated, the batch size or the number of threads. Thread-safe (no state).
+
+// splitmix64's finaliser: a bijective 64-bit mixer with full avalanche.
+constexpr uint64_t Mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Folds one more field into a running key. Order matters: (a, b) and (b, a) give different keys.
+constexpr uint64_t HashCombine(uint64_t key, uint64_t field) {
+  return Mix64(key ^ Mix64(field + 0x9e3779b97f4a7c15ULL));
+}
+
+// The key of the thermal noise of one conversion: (profile seed, tile id, physical column in its
+// macro, bit plane (0 unless bit_serial), global sample index). DESIGN section 4.
+constexpr uint64_t ConversionNoiseKey(uint64_t seed, uint32_t tile_id, uint32_t column,
+                                      uint32_t plane, uint64_t sample) {
+  uint64_t k = HashCombine(Mix64(seed ^ 0x6e6f697365ULL /* "noise" */), tile_id);
+  k = HashCombine(k, (uint64_t{column} << 32) | plane);
+  return HashCombine(k, sample);
+}
+
+// A uniform double in (0, 1) from a key (52 random bits, never 0 or 1).
+double UniformOpen01(uint64_t key);
+
+// A standard normal deviate from a key (Box-Muller on two derived uniforms). Deterministic for
+// a given key on a given libm; every backend in one build calls this same function.
+double StandardNormal(uint64_t key);
+
+}  // namespace pim::sim

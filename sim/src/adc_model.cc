@@ -1,0 +1,100 @@
+#include "pim/sim/adc_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "check.h"
+#include "pim/sim/noise.h"
+
+namespace pim::sim {
+namespace {
+
+// Field tags that keep the per-column random draws independent of each other.
+enum : uint64_t { kTagGain = 1, kTagOffset = 2, kTagDnl = 3 };
+
+uint64_t ColumnKey(uint64_t seed, uint64_t tag, int macro, int column) {
+  uint64_t k = HashCombine(Mix64(seed ^ 0x616463ULL /* "adc" */), tag);
+  return HashCombine(k, (uint64_t(uint32_t(macro)) << 32) | uint32_t(column));
+}
+
+}  // namespace
+
+AdcRange CodeRange(runtime::Scheme scheme, int adc_bits) {
+  PIM_SIM_CHECK(adc_bits >= 1 && adc_bits <= 16, "adc_bits %d", adc_bits);
+  if (scheme == runtime::Scheme::kDifferential) return {0, (1 << adc_bits) - 1};
+  return {-(1 << (adc_bits - 1)), (1 << (adc_bits - 1)) - 1};
+}
+
+int IdealAdcCode(int64_t p, double step, AdcRange range, bool* saturated) {
+  const double q = std::nearbyint(static_cast<double>(p) / step);
+  bool sat = false;
+  int code;
+  if (q < range.lo) {
+    code = range.lo;
+    sat = true;
+  } else if (q > range.hi) {
+    code = range.hi;
+    sat = true;
+  } else {
+    code = static_cast<int>(q);
+  }
+  if (saturated != nullptr) *saturated = sat;
+  return code;
+}
+
+int ColumnCurve::Convert(int64_t p, double step, AdcRange range, uint64_t noise_key,
+                         bool* saturated) const {
+  if (ideal_) return IdealAdcCode(p, step, range, saturated);
+  double v = gain_ * (static_cast<double>(p) / step) + offset_lsb_;
+  if (noise_sigma_lsb_ > 0) v += noise_sigma_lsb_ * StandardNormal(noise_key);
+  const double index = v - range.lo;
+  if (saturated != nullptr) *saturated = index < -0.5 || index >= range.levels() - 0.5;
+  const auto it = std::upper_bound(thresholds_.begin(), thresholds_.end(), index);
+  return range.lo + static_cast<int>(it - thresholds_.begin());
+}
+
+AdcModel::AdcModel(NonIdealityParams params) : params_(std::move(params)) {
+  ideal_ = params_.gain_sigma == 0 && params_.offset_sigma_lsb == 0 && params_.inl_bow_lsb == 0 &&
+           params_.dnl_sigma_lsb == 0 && params_.noise_sigma_lsb == 0 && params_.columns.empty();
+}
+
+absl::StatusOr<ColumnCurve> AdcModel::Curve(int macro, int column, int adc_bits) const {
+  ColumnCurve curve;
+  if (ideal_) return curve;
+  const int thresholds = (1 << adc_bits) - 1;
+  for (const ColumnTable& table : params_.columns) {
+    if (table.macro != macro || table.column != column) continue;
+    if (static_cast<int>(table.thresholds.size()) != thresholds) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "profile '", params_.name, "' column (macro ", macro, ", column ", column, ") has ",
+          table.thresholds.size(), " thresholds; a ", adc_bits, "-bit conversion needs ",
+          thresholds));
+    }
+    curve.ideal_ = false;
+    curve.thresholds_ = table.thresholds;
+    curve.noise_sigma_lsb_ = table.noise_sigma_lsb;
+    return curve;
+  }
+  const NonIdealityParams& p = params_;
+  curve.ideal_ = false;
+  curve.gain_ = 1.0 + p.gain_sigma * StandardNormal(ColumnKey(p.seed, kTagGain, macro, column));
+  curve.offset_lsb_ = p.offset_sigma_lsb * StandardNormal(ColumnKey(p.seed, kTagOffset, macro, column));
+  curve.noise_sigma_lsb_ = p.noise_sigma_lsb;
+  curve.thresholds_.resize(thresholds);
+  const uint64_t dnl_key = HashCombine(ColumnKey(p.seed, kTagDnl, macro, column), adc_bits);
+  const double levels = double(thresholds + 1);
+  for (int i = 0; i < thresholds; ++i) {
+    const double f = (i + 1) / levels;  // position of threshold i across the full scale
+    double t = i + 0.5 + p.inl_bow_lsb * 4.0 * f * (1.0 - f);
+    if (p.dnl_sigma_lsb > 0) t += p.dnl_sigma_lsb * StandardNormal(HashCombine(dnl_key, i));
+    // Thresholds stay monotonic: a threshold pushed below its predecessor merges with it, which
+    // is a missing code, as on a real SAR with large DNL.
+    if (i > 0) t = std::max(t, curve.thresholds_[i - 1]);
+    curve.thresholds_[i] = t;
+  }
+  return curve;
+}
+
+}  // namespace pim::sim

@@ -1,0 +1,125 @@
+#include "pim/sim/adc_model.h"
+
+#include <gtest/gtest.h>
+
+namespace pim::sim {
+namespace {
+
+using runtime::Scheme;
+
+TEST(AdcModel, CodeRangeSignedOrUnsigned) {
+  EXPECT_EQ(CodeRange(Scheme::kNative, 7).lo, -64);
+  EXPECT_EQ(CodeRange(Scheme::kNative, 7).hi, 63);
+  EXPECT_EQ(CodeRange(Scheme::kBitSerial, 1).lo, -1);
+  EXPECT_EQ(CodeRange(Scheme::kBitSerial, 1).hi, 0);
+  EXPECT_EQ(CodeRange(Scheme::kDifferential, 3).lo, 0);
+  EXPECT_EQ(CodeRange(Scheme::kDifferential, 3).hi, 7);
+}
+
+TEST(AdcModel, IdealRoundsHalfToEven) {
+  const AdcRange r{-64, 63};
+  EXPECT_EQ(IdealAdcCode(5, 2.0, r), 2);   // 2.5 -> 2
+  EXPECT_EQ(IdealAdcCode(7, 2.0, r), 4);   // 3.5 -> 4
+  EXPECT_EQ(IdealAdcCode(-5, 2.0, r), -2);
+  EXPECT_EQ(IdealAdcCode(-7, 2.0, r), -4);
+}
+
+TEST(AdcModel, IdealSaturatesAndReportsIt) {
+  const AdcRange r{0, 7};
+  bool sat = false;
+  EXPECT_EQ(IdealAdcCode(100, 1.0, r, &sat), 7);
+  EXPECT_TRUE(sat);
+  EXPECT_EQ(IdealAdcCode(-3, 1.0, r, &sat), 0);
+  EXPECT_TRUE(sat);
+  EXPECT_EQ(IdealAdcCode(7, 1.0, r, &sat), 7);
+  EXPECT_FALSE(sat);
+}
+
+TEST(AdcModel, AllZeroProfileIsIdeal) {
+  EXPECT_TRUE(AdcModel().ideal());
+  NonIdealityParams p;
+  p.seed = 12;
+  EXPECT_TRUE(AdcModel(p).ideal());
+  p.noise_sigma_lsb = 0.1;
+  EXPECT_FALSE(AdcModel(p).ideal());
+}
+
+TEST(AdcModel, ColumnErrorsAreAFunctionOfSeedAndColumn) {
+  NonIdealityParams p;
+  p.seed = 3;
+  p.gain_sigma = 0.05;
+  p.offset_sigma_lsb = 0.5;
+  p.dnl_sigma_lsb = 0.3;
+  const AdcModel a(p), b(p);
+  const ColumnCurve c1 = *a.Curve(0, 5, 7), c2 = *b.Curve(0, 5, 7), c3 = *a.Curve(0, 6, 7);
+  EXPECT_EQ(c1.gain(), c2.gain());
+  EXPECT_EQ(c1.thresholds(), c2.thresholds());
+  EXPECT_NE(c1.gain(), c3.gain());
+  EXPECT_NE(c1.offset_lsb(), c3.offset_lsb());
+  p.seed = 4;
+  EXPECT_NE(AdcModel(p).Curve(0, 5, 7)->gain(), c1.gain());
+}
+
+TEST(AdcModel, ThresholdsStayMonotonicUnderLargeDnl) {
+  NonIdealityParams p;
+  p.seed = 9;
+  p.dnl_sigma_lsb = 3.0;
+  const AdcModel m(p);
+  int merged = 0;
+  for (int column = 0; column < 16; ++column) {
+    const std::vector<double> t = m.Curve(0, column, 6)->thresholds();
+    ASSERT_EQ(t.size(), 63u);
+    for (size_t i = 1; i < t.size(); ++i) {
+      ASSERT_GE(t[i], t[i - 1]);
+      merged += t[i] == t[i - 1];
+    }
+  }
+  EXPECT_GT(merged, 0) << "large DNL should produce missing codes";
+}
+
+TEST(AdcModel, InlBowBendsMidScale) {
+  NonIdealityParams p;
+  p.inl_bow_lsb = 1.0;
+  const ColumnCurve c = *AdcModel(p).Curve(0, 0, 3);
+  // Thresholds of a 3-bit converter: ideal i + 0.5, bow 4 f (1 - f), f = (i + 1) / 8.
+  EXPECT_DOUBLE_EQ(c.thresholds()[3], 3.5 + 1.0);
+  EXPECT_DOUBLE_EQ(c.thresholds()[0], 0.5 + 4 * (1.0 / 8) * (7.0 / 8));
+  // Mid-scale input 3.7 LSB (unsigned) now reads code 3, not 4.
+  bool sat = false;
+  EXPECT_EQ(c.Convert(37, 10.0, AdcRange{0, 7}, 0, &sat), 3);
+}
+
+TEST(AdcModel, GainAndOffsetShiftTheTransfer) {
+  ColumnTable t;
+  NonIdealityParams p;
+  p.offset_sigma_lsb = 1e-9;  // non-ideal, but practically no error
+  const ColumnCurve c = *AdcModel(p).Curve(0, 0, 4);
+  bool sat = true;
+  EXPECT_EQ(c.Convert(6, 2.0, AdcRange{-8, 7}, 0, &sat), 3);
+  EXPECT_FALSE(sat);
+  EXPECT_EQ(c.Convert(-100, 2.0, AdcRange{-8, 7}, 0, &sat), -8);
+  EXPECT_TRUE(sat);
+}
+
+TEST(AdcModel, ExplicitTableReplacesParametersForItsColumn) {
+  NonIdealityParams p;
+  p.gain_sigma = 0.1;
+  ColumnTable t;
+  t.macro = 2;
+  t.column = 7;
+  t.thresholds = {0.2, 0.9, 3.0};  // 2-bit
+  p.columns.push_back(t);
+  const AdcModel m(p);
+  const ColumnCurve c = *m.Curve(2, 7, 2);
+  EXPECT_EQ(c.thresholds(), t.thresholds);
+  bool sat = false;
+  // Signed 2-bit: index = u + 2. u = 0.5 -> index 2.5 -> two thresholds below -> code -2 + 2 = 0.
+  EXPECT_EQ(c.Convert(1, 2.0, AdcRange{-2, 1}, 0, &sat), 0);
+  EXPECT_EQ(c.Convert(2, 2.0, AdcRange{-2, 1}, 0, &sat), 1);  // index 3.0 reaches the last one
+  absl::StatusOr<ColumnCurve> wrong = m.Curve(2, 7, 3);
+  EXPECT_EQ(wrong.status().message(),
+            "profile 'ideal' column (macro 2, column 7) has 3 thresholds; a 3-bit conversion needs 7");
+}
+
+}  // namespace
+}  // namespace pim::sim

@@ -1,0 +1,394 @@
+#include "pim/sim/fused_kernel.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "check.h"
+#include "fused_kernel_internal.h"
+
+namespace pim::sim {
+namespace {
+
+using runtime::Scheme;
+
+// The float estimate of p / step in the SIMD ADC is exact-tested only while |p| < 2^24 (p is
+// then a float exactly) and codes stay within 12 bits (see IdealAdcCodesAvx2).
+constexpr int64_t kMaxSimdPartialSum = int64_t{1} << 24;
+constexpr int kMaxSimdAdcBits = 12;
+constexpr double kMinStep = 1e-30;
+constexpr double kMaxStep = 1e30;
+
+int CeilDiv(int a, int b) { return (a + b - 1) / b; }
+
+// Weights [block][g][step][vec][lanes][4]; vec 0 is Q (or Qp), vec 1 is Qn (differential).
+void PackWeights(FusedLayer::Packed& L) {
+  const int O = L.out_channels, K = L.reduction, R = L.rows;
+  L.padded_rows = CeilDiv(R, 4) * 4;
+  L.steps = L.padded_rows / 4;
+  L.blocks = CeilDiv(O, L.lanes);
+  L.w.assign(size_t(L.blocks) * L.groups * L.steps * L.vecs * L.lanes * 4, 0);
+  size_t i = 0;
+  for (int b = 0; b < L.blocks; ++b) {
+    for (int g = 0; g < L.groups; ++g) {
+      for (int s = 0; s < L.steps; ++s) {
+        for (int v = 0; v < L.vecs; ++v) {
+          for (int lane = 0; lane < L.lanes; ++lane) {
+            for (int r = 0; r < 4; ++r, ++i) {
+              const int o = b * L.lanes + lane;
+              const int row = s * 4 + r;
+              const int k = g * R + row;
+              if (o >= O || row >= R || k >= K) continue;
+              const int q = L.q[size_t(o) * K + k];
+              if (L.scheme != Scheme::kDifferential) {
+                L.w[i] = int8_t(q);
+              } else {
+                L.w[i] = int8_t(v == 0 ? std::max(q, 0) : std::max(-q, 0));
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+absl::Status BuildPorts(FusedLayer::Packed& L, const runtime::LayerMapping& layer,
+                        const AdcModel& adc) {
+  const int O = L.out_channels;
+  L.ports.assign(size_t(L.groups) * O * L.conv_columns, AdcPort{});
+  std::map<std::pair<int, int>, const ColumnCurve*> cache;
+  auto curve_of = [&](int macro, int column) -> absl::StatusOr<const ColumnCurve*> {
+    auto it = cache.find({macro, column});
+    if (it != cache.end()) return it->second;
+    absl::StatusOr<ColumnCurve> curve = adc.Curve(macro, column, layer.adc_bits);
+    if (!curve.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': ", curve.status().message()));
+    }
+    L.curves.push_back(std::make_unique<ColumnCurve>(*std::move(curve)));
+    cache[{macro, column}] = L.curves.back().get();
+    return L.curves.back().get();
+  };
+  std::vector<bool> covered(size_t(L.groups) * O, false);
+  if (layer.tiles.empty()) {
+    // No placement (a layer built by hand): row group g is tile g on macro 0, output o's
+    // conversions on columns o * conv_columns + conv.
+    for (int g = 0; g < L.groups; ++g) {
+      for (int o = 0; o < O; ++o) {
+        for (int c = 0; c < L.conv_columns; ++c) {
+          const int column = o * L.conv_columns + c;
+          absl::StatusOr<const ColumnCurve*> curve = curve_of(0, column);
+          if (!curve.ok()) return curve.status();
+          L.ports[(size_t(g) * O + o) * L.conv_columns + c] = {*curve, uint32_t(g), uint32_t(column)};
+        }
+        covered[size_t(g) * O + o] = true;
+      }
+    }
+  }
+  for (const runtime::TileSpec& t : layer.tiles) {
+    if (t.row_group < 0 || t.row_group >= L.groups || t.out_begin < 0 || t.out_end > O ||
+        t.out_begin >= t.out_end) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer '", layer.name, "': tile ", t.id, " has row group ", t.row_group, " and outputs [",
+          t.out_begin, ", ", t.out_end, "), layer has ", L.groups, " groups and ", O, " outputs"));
+    }
+    // Physical columns of one output: what the placement says, else one per conversion column.
+    const int outputs = t.outputs();
+    int per_output = L.conv_columns;
+    if (t.placement.columns > 0 && t.placement.columns % outputs == 0 &&
+        (t.placement.columns / outputs) % L.conv_columns == 0) {
+      per_output = t.placement.columns / outputs;
+    }
+    const int per_conv = per_output / L.conv_columns;
+    for (int o = t.out_begin; o < t.out_end; ++o) {
+      for (int c = 0; c < L.conv_columns; ++c) {
+        const int column = t.placement.column_offset + (o - t.out_begin) * per_output + c * per_conv;
+        absl::StatusOr<const ColumnCurve*> curve = curve_of(t.placement.macro, column);
+        if (!curve.ok()) return curve.status();
+        L.ports[(size_t(t.row_group) * O + o) * L.conv_columns + c] = {*curve, t.id, uint32_t(column)};
+      }
+      covered[size_t(t.row_group) * O + o] = true;
+    }
+  }
+  for (int g = 0; g < L.groups; ++g) {
+    for (int o = 0; o < O; ++o) {
+      if (!covered[size_t(g) * O + o]) {
+        return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': no tile holds row group ",
+                                                       g, " of output ", o));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const char* KernelIsaName(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kScalar: return "scalar";
+    case KernelIsa::kAvx2: return "avx2";
+    case KernelIsa::kAvx512Vnni: return "avx512vnni";
+  }
+  return "?";
+}
+
+bool KernelIsaSupported(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kScalar: return true;
+    case KernelIsa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case KernelIsa::kAvx512Vnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+}
+
+KernelIsa BestKernelIsa() {
+  if (KernelIsaSupported(KernelIsa::kAvx512Vnni)) return KernelIsa::kAvx512Vnni;
+  if (KernelIsaSupported(KernelIsa::kAvx2)) return KernelIsa::kAvx2;
+  return KernelIsa::kScalar;
+}
+
+FusedLayer::FusedLayer(std::unique_ptr<Packed> packed) : packed_(std::move(packed)) {}
+FusedLayer::~FusedLayer() = default;
+KernelIsa FusedLayer::isa() const { return packed_->isa; }
+
+absl::StatusOr<std::unique_ptr<FusedLayer>> FusedLayer::Create(const runtime::LayerMapping& layer,
+                                                               const AdcModel* adc,
+                                                               const FusedKernelOptions& options) {
+  const std::string& n = layer.name;
+  auto bad = [&](const char* field, auto value, const std::string& want) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer '", n, "': ", field, " is ", value, ", ", want));
+  };
+  if (layer.out_channels < 1) return bad("out_channels", layer.out_channels, "must be >= 1");
+  if (layer.reduction < 1) return bad("reduction", layer.reduction, "must be >= 1");
+  if (layer.rows < 1) return bad("rows (R)", layer.rows, "must be >= 1");
+  if (layer.adc_bits < 1 || layer.adc_bits > 16) return bad("adc_bits", layer.adc_bits, "must be in [1, 16]");
+  if (!(layer.adc_step >= kMinStep && layer.adc_step <= kMaxStep)) {
+    return bad("adc_step", layer.adc_step, absl::StrCat("must be in [", kMinStep, ", ", kMaxStep, "]"));
+  }
+  if (layer.input_bits < 1 || layer.input_bits > 8) return bad("input_bits", layer.input_bits, "must be in [1, 8]");
+  const size_t expect = size_t(layer.out_channels) * size_t(layer.reduction);
+  if (layer.weight_codes.size() != expect) {
+    return bad("weight_codes size", layer.weight_codes.size(), absl::StrCat("expected O*K = ", expect));
+  }
+  if (!KernelIsaSupported(options.isa)) {
+    return absl::InvalidArgumentError(absl::StrCat("fused kernel ISA '", KernelIsaName(options.isa),
+                                                   "' is not supported by this CPU"));
+  }
+
+  auto L = std::make_unique<Packed>();
+  L->name = layer.name;
+  L->scheme = layer.scheme;
+  L->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  L->out_channels = layer.out_channels;
+  L->reduction = layer.reduction;
+  L->rows = layer.rows;
+  L->groups = CeilDiv(layer.reduction, layer.rows);
+  L->input_bits = layer.input_bits;
+  const bool bit_serial = layer.scheme == Scheme::kBitSerial;
+  L->planes = bit_serial ? layer.input_bits : 1;
+  L->max_x = bit_serial ? 1 : (1 << layer.input_bits) - 1;
+  L->range = CodeRange(layer.scheme, layer.adc_bits);
+  L->step = layer.adc_step;
+  L->vecs = layer.scheme == Scheme::kDifferential ? 2 : 1;
+  L->conv_columns = L->vecs;
+  L->q = layer.weight_codes;
+  for (size_t i = 0; i < L->q.size(); ++i) {
+    const int q = L->q[i];
+    if (q == -128) {
+      return absl::InvalidArgumentError(absl::StrCat("layer '", n, "': weight code -128 at [",
+                                                     i / layer.reduction, "][", i % layer.reduction,
+                                                     "] is not symmetric"));
+    }
+    L->max_abs_q = std::max(L->max_abs_q, std::abs(q));
+  }
+
+  // SIMD exactness bounds; a layer outside them runs on the scalar reference.
+  const int64_t pair_bound = 2LL * L->max_x * L->max_abs_q;
+  const int64_t sum_bound = int64_t(layer.rows) * L->max_x * L->max_abs_q;
+  KernelIsa isa = options.isa;
+  if (sum_bound >= kMaxSimdPartialSum || layer.adc_bits > kMaxSimdAdcBits) isa = KernelIsa::kScalar;
+  if (isa == KernelIsa::kAvx2 && pair_bound > 32767) isa = KernelIsa::kScalar;
+  L->isa = isa;
+  if (isa != KernelIsa::kScalar) {
+    L->lanes = isa == KernelIsa::kAvx512Vnni ? 16 : 8;
+    PackWeights(*L);
+    // vpmaddubsw gives int16 lanes holding 2 products each; `flush_steps` steps of them fit in
+    // an int16 before they must be widened to int32.
+    L->flush_steps = pair_bound == 0 ? L->steps : int(std::min<int64_t>(L->steps, 32767 / pair_bound));
+  }
+
+  if (adc != nullptr && !adc->ideal()) {
+    L->ideal = false;
+    L->seed = adc->seed();
+    if (absl::Status s = BuildPorts(*L, layer, *adc); !s.ok()) return s;
+  }
+  return std::unique_ptr<FusedLayer>(new FusedLayer(std::move(L)));
+}
+
+absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> sums,
+                             KernelStats* stats) const {
+  const Packed& L = *packed_;
+  const int M = in.vectors, K = L.reduction, O = L.out_channels;
+  if (M < 0) return absl::InvalidArgumentError(absl::StrCat("layer '", L.name, "': ", M, " input vectors"));
+  if (in.width != K) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer '", L.name, "': input width is ", in.width, ", layer reduction K is ", K));
+  }
+  if (sums.size() != size_t(M) * O) {
+    return absl::InvalidArgumentError(absl::StrCat("layer '", L.name, "': output holds ", sums.size(),
+                                                   " sums, M*O is ", size_t(M) * O));
+  }
+  if (M == 0) return absl::OkStatus();
+  if (in.codes == nullptr) return absl::InvalidArgumentError(absl::StrCat("layer '", L.name, "': no input codes"));
+
+  // Validate the inputs once (the SIMD bounds depend on them).
+  const int limit = (1 << L.input_bits) - 1;
+  const size_t total = size_t(M) * K;
+  int bad_index = -1;
+  {
+    uint8_t max_code = 0;
+    for (size_t i = 0; i < total; ++i) max_code = std::max(max_code, in.codes[i]);
+    if (max_code > limit) {
+      for (size_t i = 0; i < total; ++i) {
+        if (in.codes[i] > limit) {
+          bad_index = int(i);
+          break;
+        }
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer '", L.name, "': input code ", int(in.codes[bad_index]), " of sample ",
+          in.first_sample + bad_index / K, " at k=", bad_index % K, " exceeds ", limit, " (",
+          L.input_bits, "-bit inputs)"));
+    }
+  }
+
+  int64_t saturations = 0;
+  const int threads = L.threads;
+  if (L.isa == KernelIsa::kScalar) {
+    const int chunk = 8;
+    const int items = (M + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : saturations)
+    for (int it = 0; it < items; ++it) {
+      int64_t sat = 0;
+      RunScalarRows(L, in, it * chunk, std::min(M, (it + 1) * chunk), sums.data(), &sat);
+      saturations += sat;
+    }
+  } else {
+    // Repack the inputs: virtual row v = m * planes + j (bit plane j for bit_serial), row group g
+    // at v * G * padded_rows + g * padded_rows, zero padded to a multiple of 4 rows.
+    const int P = L.planes, G = L.groups, Rp = L.padded_rows, R = L.rows;
+    const size_t row_bytes = size_t(G) * Rp;
+    const int V = M * P;
+    std::unique_ptr<uint8_t[]> xp(new uint8_t[size_t(V) * row_bytes]);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int m = 0; m < M; ++m) {
+      const uint8_t* x = in.codes + size_t(m) * K;
+      for (int j = 0; j < P; ++j) {
+        uint8_t* dst = xp.get() + (size_t(m) * P + j) * row_bytes;
+        for (int g = 0; g < G; ++g) {
+          const int k0 = g * R, n = std::min(R, K - k0);
+          uint8_t* d = dst + size_t(g) * Rp;
+          if (L.scheme == Scheme::kBitSerial) {
+            for (int r = 0; r < n; ++r) d[r] = (x[k0 + r] >> j) & 1;
+          } else {
+            std::copy(x + k0, x + k0 + n, d);
+          }
+          std::fill(d + n, d + Rp, uint8_t{0});
+        }
+      }
+    }
+    KernelCall call{&L, xp.get(), in.first_sample, sums.data()};
+    // Output tiles: chunks of virtual rows by groups of output blocks. Each tile is computed by
+    // one thread from start to end, so the schedule cannot change any result.
+    const int chunk_rows = std::max(P, (64 / P) * P);
+    const int row_chunks = (V + chunk_rows - 1) / chunk_rows;
+    int block_groups = 1;
+    if (row_chunks < 4 * threads) block_groups = std::min(L.blocks, (4 * threads + row_chunks - 1) / row_chunks);
+    const int blocks_per_group = (L.blocks + block_groups - 1) / block_groups;
+    const int items = row_chunks * block_groups;
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : saturations)
+    for (int it = 0; it < items; ++it) {
+      const int rc = it / block_groups, bg = it % block_groups;
+      const int v0 = rc * chunk_rows, v1 = std::min(V, v0 + chunk_rows);
+      const int b0 = bg * blocks_per_group, b1 = std::min(L.blocks, b0 + blocks_per_group);
+      if (b0 >= b1) continue;
+      int64_t sat = 0;
+      if (L.isa == KernelIsa::kAvx2) {
+        RunAvx2Block(call, v0, v1, b0, b1, &sat);
+      } else {
+        RunAvx512Block(call, v0, v1, b0, b1, &sat);
+      }
+      saturations += sat;
+    }
+  }
+  if (stats != nullptr) {
+    const int64_t conversions = int64_t(M) * O * L.groups * L.conv_columns * L.planes;
+    stats->conversions += conversions;
+    stats->saturations += saturations;
+    stats->macs += int64_t(M) * O * K * L.conv_columns * L.planes;
+  }
+  return absl::OkStatus();
+}
+
+void IdealCodesExact(const FusedLayer::Packed& L, const int32_t* p, int n, int32_t* codes,
+                     int64_t* saturations) {
+  for (int i = 0; i < n; ++i) {
+    bool sat = false;
+    codes[i] = IdealAdcCode(p[i], L.step, L.range, &sat);
+    *saturations += sat;
+  }
+}
+
+// The portable reference: DESIGN 3.3 written out, one conversion at a time.
+void RunScalarRows(const FusedLayer::Packed& L, const runtime::InputBatch& in, int m_begin,
+                   int m_end, int32_t* sums, int64_t* saturations) {
+  const int K = L.reduction, O = L.out_channels, R = L.rows;
+  for (int m = m_begin; m < m_end; ++m) {
+    const uint8_t* x = in.codes + size_t(m) * K;
+    const uint64_t sample = in.first_sample + uint64_t(m);
+    for (int o = 0; o < O; ++o) {
+      const int8_t* q = L.q.data() + size_t(o) * K;
+      int64_t s = 0;
+      for (int g = 0; g < L.groups; ++g) {
+        const int k0 = g * R, k1 = std::min(K, k0 + R);
+        bool sat = false;
+        if (L.scheme == runtime::Scheme::kDifferential) {
+          int64_t pp = 0, pn = 0;
+          for (int k = k0; k < k1; ++k) {
+            pp += int64_t(std::max<int>(q[k], 0)) * x[k];
+            pn += int64_t(std::max<int>(-q[k], 0)) * x[k];
+          }
+          const int cp = L.ideal ? IdealAdcCode(pp, L.step, L.range, &sat)
+                                 : NonIdealCode(L, pp, g, o, 0, 0, sample, &sat);
+          *saturations += sat;
+          const int cn = L.ideal ? IdealAdcCode(pn, L.step, L.range, &sat)
+                                 : NonIdealCode(L, pn, g, o, 1, 0, sample, &sat);
+          *saturations += sat;
+          s += cp - cn;
+        } else {
+          for (int j = 0; j < L.planes; ++j) {
+            int64_t p = 0;
+            for (int k = k0; k < k1; ++k) {
+              const int xv = L.scheme == runtime::Scheme::kBitSerial ? (x[k] >> j) & 1 : x[k];
+              p += int64_t(q[k]) * xv;
+            }
+            const int c = L.ideal ? IdealAdcCode(p, L.step, L.range, &sat)
+                                  : NonIdealCode(L, p, g, o, 0, j, sample, &sat);
+            *saturations += sat;
+            s += int64_t(c) << j;
+          }
+        }
+      }
+      sums[size_t(m) * O + o] = int32_t(s);
+    }
+  }
+}
+
+}  // namespace pim::sim

@@ -1,0 +1,414 @@
+#include "pim/sim/fused_kernel.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace pim::sim {
+namespace {
+
+using runtime::Scheme;
+
+struct Case {
+  Scheme scheme = Scheme::kNative;
+  int out = 8, k = 64, rows = 64, adc_bits = 7, input_bits = 4, weight_bits = 4, vectors = 5;
+  double step = 0;  // 0: full-range rule
+};
+
+std::string Describe(const Case& c) {
+  return absl::StrCat(runtime::SchemeName(c.scheme), " O=", c.out, " K=", c.k, " R=", c.rows,
+                      " b=", c.adc_bits, " ba=", c.input_bits, " bw=", c.weight_bits, " M=", c.vectors,
+                      " step=", c.step);
+}
+
+// The full-range rule of docs/onnx-convention.md 3.2.
+double FullRangeStep(const runtime::LayerMapping& l) {
+  const bool bs = l.scheme == Scheme::kBitSerial;
+  const double x_top = bs ? 1 : (1 << l.input_bits) - 1;
+  const double code_max = l.scheme == Scheme::kDifferential ? (1 << l.adc_bits) - 1 : (1 << (l.adc_bits - 1)) - 1;
+  double p_max = 0;
+  for (int o = 0; o < l.out_channels; ++o) {
+    for (int k0 = 0; k0 < l.reduction; k0 += l.rows) {
+      double pos = 0, neg = 0;
+      for (int k = k0; k < std::min(l.reduction, k0 + l.rows); ++k) {
+        const int q = l.weight_codes[size_t(o) * l.reduction + k];
+        pos += std::max(q, 0);
+        neg += std::max(-q, 0);
+      }
+      p_max = std::max(p_max, std::max(pos, neg) * x_top);
+    }
+  }
+  // A signed 1-bit ADC has code_max 0; the rule is undefined there, use 1 code.
+  return p_max == 0 ? 1.0 : p_max / std::max(code_max, 1.0);
+}
+
+runtime::LayerMapping MakeLayer(const Case& c, std::mt19937& rng) {
+  runtime::LayerMapping l;
+  l.name = "test";
+  l.out_channels = c.out;
+  l.reduction = c.k;
+  l.scheme = c.scheme;
+  l.rows = c.rows;
+  l.adc_bits = c.adc_bits;
+  l.input_bits = c.input_bits;
+  l.weight_bits = c.weight_bits;
+  const int qmax = (1 << (c.weight_bits - 1)) - 1;
+  std::uniform_int_distribution<int> q(-qmax, qmax);
+  l.weight_codes.resize(size_t(c.out) * c.k);
+  for (auto& v : l.weight_codes) v = int8_t(q(rng));
+  l.adc_step = c.step > 0 ? c.step : FullRangeStep(l);
+  return l;
+}
+
+std::vector<uint8_t> MakeInputs(const Case& c, std::mt19937& rng) {
+  std::uniform_int_distribution<int> x(0, (1 << c.input_bits) - 1);
+  std::vector<uint8_t> v(size_t(c.vectors) * c.k);
+  for (auto& e : v) e = uint8_t(x(rng));
+  return v;
+}
+
+// DESIGN 3.3 written independently of the kernel (ideal ADC).
+std::vector<int32_t> Naive(const runtime::LayerMapping& l, const std::vector<uint8_t>& x, int m_count) {
+  const int O = l.out_channels, K = l.reduction, R = l.rows;
+  const bool diff = l.scheme == Scheme::kDifferential;
+  const int lo = diff ? 0 : -(1 << (l.adc_bits - 1));
+  const int hi = diff ? (1 << l.adc_bits) - 1 : (1 << (l.adc_bits - 1)) - 1;
+  auto adc = [&](long p) {
+    double c = std::nearbyint(double(p) / l.adc_step);
+    return int(std::min<double>(hi, std::max<double>(lo, c)));
+  };
+  std::vector<int32_t> s(size_t(m_count) * O);
+  for (int m = 0; m < m_count; ++m) {
+    for (int o = 0; o < O; ++o) {
+      long acc = 0;
+      for (int k0 = 0; k0 < K; k0 += R) {
+        const int k1 = std::min(K, k0 + R);
+        if (l.scheme == Scheme::kNative) {
+          long p = 0;
+          for (int k = k0; k < k1; ++k) p += l.weight_codes[size_t(o) * K + k] * x[size_t(m) * K + k];
+          acc += adc(p);
+        } else if (diff) {
+          long pp = 0, pn = 0;
+          for (int k = k0; k < k1; ++k) {
+            const int q = l.weight_codes[size_t(o) * K + k];
+            pp += std::max(q, 0) * x[size_t(m) * K + k];
+            pn += std::max(-q, 0) * x[size_t(m) * K + k];
+          }
+          acc += adc(pp) - adc(pn);
+        } else {
+          for (int j = 0; j < l.input_bits; ++j) {
+            long p = 0;
+            for (int k = k0; k < k1; ++k) p += l.weight_codes[size_t(o) * K + k] * ((x[size_t(m) * K + k] >> j) & 1);
+            acc += long(adc(p)) << j;
+          }
+        }
+      }
+      s[size_t(m) * O + o] = int32_t(acc);
+    }
+  }
+  return s;
+}
+
+struct Result {
+  std::vector<int32_t> sums;
+  KernelStats stats;
+};
+
+Result RunWith(const runtime::LayerMapping& l, const AdcModel* adc, KernelIsa isa, int threads,
+               const std::vector<uint8_t>& x, int vectors, int batch = 0) {
+  FusedKernelOptions opt;
+  opt.isa = isa;
+  opt.threads = threads;
+  auto layer = FusedLayer::Create(l, adc, opt);
+  EXPECT_TRUE(layer.ok()) << layer.status();
+  Result r;
+  r.sums.assign(size_t(vectors) * l.out_channels, -999);
+  if (!layer.ok()) return r;
+  if (batch <= 0) batch = vectors;
+  for (int m0 = 0; m0 < vectors; m0 += batch) {
+    const int n = std::min(batch, vectors - m0);
+    runtime::InputBatch in{x.data() + size_t(m0) * l.reduction, n, l.reduction, l.input_bits, uint64_t(m0)};
+    absl::Status s = (*layer)->Run(in, absl::MakeSpan(r.sums).subspan(size_t(m0) * l.out_channels, size_t(n) * l.out_channels), &r.stats);
+    EXPECT_TRUE(s.ok()) << s;
+  }
+  return r;
+}
+
+std::vector<KernelIsa> SimdIsas() {
+  std::vector<KernelIsa> isas;
+  for (KernelIsa isa : {KernelIsa::kAvx2, KernelIsa::kAvx512Vnni}) {
+    if (KernelIsaSupported(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+void ExpectAllIsasAgree(const Case& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const runtime::LayerMapping l = MakeLayer(c, rng);
+  const std::vector<uint8_t> x = MakeInputs(c, rng);
+  const Result ref = RunWith(l, nullptr, KernelIsa::kScalar, 1, x, c.vectors);
+  ASSERT_EQ(ref.sums, Naive(l, x, c.vectors)) << Describe(c);
+  for (KernelIsa isa : SimdIsas()) {
+    const Result r = RunWith(l, nullptr, isa, 2, x, c.vectors);
+    ASSERT_EQ(r.sums, ref.sums) << KernelIsaName(isa) << " " << Describe(c);
+    EXPECT_EQ(r.stats.saturations, ref.stats.saturations) << KernelIsaName(isa) << " " << Describe(c);
+    EXPECT_EQ(r.stats.conversions, ref.stats.conversions);
+    EXPECT_EQ(r.stats.macs, ref.stats.macs);
+  }
+}
+
+TEST(FusedKernel, ScalarReferenceMatchesDesignRuleOnSmallLayer) {
+  Case c;
+  c.out = 3;
+  c.k = 10;
+  c.rows = 4;
+  c.adc_bits = 3;
+  ExpectAllIsasAgree(c, 1);
+}
+
+TEST(FusedKernel, BitExactForEverySchemeAdcBitsAndRows) {
+  uint32_t seed = 100;
+  for (Scheme scheme : {Scheme::kNative, Scheme::kDifferential, Scheme::kBitSerial}) {
+    for (int bits = 1; bits <= 7; ++bits) {
+      for (int rows : {1, 3, 8, 61, 64}) {
+        Case c;
+        c.scheme = scheme;
+        c.adc_bits = bits;
+        c.rows = rows;
+        c.out = 13;
+        c.k = 131;
+        c.vectors = 6;
+        ExpectAllIsasAgree(c, seed++);
+      }
+    }
+  }
+}
+
+TEST(FusedKernel, BitExactOnOddShapes) {
+  uint32_t seed = 200;
+  for (Scheme scheme : {Scheme::kNative, Scheme::kDifferential, Scheme::kBitSerial}) {
+    for (int out : {1, 7, 8, 9, 17, 33}) {
+      for (int k : {1, 5, 63, 65, 150}) {
+        Case c;
+        c.scheme = scheme;
+        c.out = out;
+        c.k = k;
+        c.rows = 64;
+        c.vectors = (out + k) % 9 + 1;
+        ExpectAllIsasAgree(c, seed++);
+      }
+    }
+  }
+}
+
+TEST(FusedKernel, BitExactForInputAndWeightBits) {
+  uint32_t seed = 300;
+  for (Scheme scheme : {Scheme::kNative, Scheme::kDifferential, Scheme::kBitSerial}) {
+    for (int ba : {1, 2, 4, 7, 8}) {
+      if (scheme != Scheme::kBitSerial && ba > 7) continue;
+      for (int bw : {2, 4, 8}) {
+        Case c;
+        c.scheme = scheme;
+        c.input_bits = ba;
+        c.weight_bits = bw;
+        c.out = 11;
+        c.k = 150;
+        c.rows = 64;  // 8-bit weights: the AVX2 int16 stage is widened mid-group
+        ExpectAllIsasAgree(c, seed++);
+      }
+    }
+  }
+}
+
+// Steps that make p / step land exactly on .5 (ties to even), clip hard, or round nothing.
+TEST(FusedKernel, BitExactAtRoundingTiesAndSaturation) {
+  uint32_t seed = 400;
+  for (Scheme scheme : {Scheme::kNative, Scheme::kDifferential, Scheme::kBitSerial}) {
+    for (double step : {0.5, 1.0, 2.0, 3.0, 6.0, 10.0, 1.0 / 3.0, 0.1, 7.5, 1e-3, 1e6}) {
+      for (int bits : {1, 4, 7}) {
+        Case c;
+        c.scheme = scheme;
+        c.step = step;
+        c.adc_bits = bits;
+        c.out = 9;
+        c.k = 70;
+        c.rows = 16;
+        ExpectAllIsasAgree(c, seed++);
+      }
+    }
+  }
+}
+
+TEST(FusedKernel, IdealAdcWithUnitStepIsTheExactProduct) {
+  std::mt19937 rng(5);
+  Case c;
+  c.adc_bits = 12;
+  c.step = 1.0;
+  c.rows = 8;
+  c.weight_bits = 3;
+  c.input_bits = 2;
+  const runtime::LayerMapping l = MakeLayer(c, rng);
+  const std::vector<uint8_t> x = MakeInputs(c, rng);
+  for (KernelIsa isa : SimdIsas()) {
+    const Result r = RunWith(l, nullptr, isa, 1, x, c.vectors);
+    for (int m = 0; m < c.vectors; ++m) {
+      for (int o = 0; o < c.out; ++o) {
+        int exact = 0;
+        for (int k = 0; k < c.k; ++k) exact += l.weight_codes[size_t(o) * c.k + k] * x[size_t(m) * c.k + k];
+        EXPECT_EQ(r.sums[size_t(m) * c.out + o], exact);
+      }
+    }
+    EXPECT_EQ(r.stats.saturations, 0);
+  }
+}
+
+TEST(FusedKernel, CountsConversionsAndMacs) {
+  std::mt19937 rng(6);
+  Case c;
+  c.scheme = Scheme::kBitSerial;
+  c.input_bits = 3;
+  c.out = 5;
+  c.k = 100;
+  c.rows = 64;
+  c.vectors = 4;
+  const runtime::LayerMapping l = MakeLayer(c, rng);
+  const Result r = RunWith(l, nullptr, BestKernelIsa(), 1, MakeInputs(c, rng), c.vectors);
+  EXPECT_EQ(r.stats.conversions, 4 * 5 * 2 * 3);  // M * O * groups * planes
+  EXPECT_EQ(r.stats.macs, 4 * 5 * 100 * 3);
+}
+
+TEST(FusedKernel, RejectsInputCodeAboveInputBits) {
+  std::mt19937 rng(7);
+  Case c;
+  c.input_bits = 2;
+  const runtime::LayerMapping l = MakeLayer(c, rng);
+  auto layer = FusedLayer::Create(l, nullptr);
+  ASSERT_TRUE(layer.ok());
+  std::vector<uint8_t> x(size_t(c.vectors) * c.k, 1);
+  x[c.k + 3] = 4;
+  std::vector<int32_t> s(size_t(c.vectors) * c.out);
+  runtime::InputBatch in{x.data(), c.vectors, c.k, 2, 10};
+  absl::Status st = (*layer)->Run(in, absl::MakeSpan(s));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(), "layer 'test': input code 4 of sample 11 at k=3 exceeds 3 (2-bit inputs)");
+}
+
+TEST(FusedKernel, RejectsBadLayer) {
+  runtime::LayerMapping l;
+  l.name = "conv9";
+  l.out_channels = 2;
+  l.reduction = 3;
+  l.rows = 4;
+  l.adc_bits = 7;
+  l.input_bits = 4;
+  l.adc_step = 0;
+  l.weight_codes = {1, 2, 3, 4, 5, 6};
+  auto r = FusedLayer::Create(l, nullptr);
+  EXPECT_EQ(r.status().message(), "layer 'conv9': adc_step is 0, must be in [1e-30, 1e+30]");
+  l.adc_step = 1;
+  l.weight_codes[4] = -128;
+  r = FusedLayer::Create(l, nullptr);
+  EXPECT_EQ(r.status().message(), "layer 'conv9': weight code -128 at [1][1] is not symmetric");
+}
+
+AdcModel NoisyModel(uint64_t seed) {
+  NonIdealityParams p;
+  p.name = "test";
+  p.seed = seed;
+  p.gain_sigma = 0.02;
+  p.offset_sigma_lsb = 0.3;
+  p.inl_bow_lsb = 0.5;
+  p.dnl_sigma_lsb = 0.2;
+  p.noise_sigma_lsb = 0.7;
+  return AdcModel(p);
+}
+
+TEST(FusedKernel, NoisyResultsIdenticalAcrossIsasBatchSizesAndThreads) {
+  const AdcModel adc = NoisyModel(42);
+  uint32_t seed = 500;
+  for (Scheme scheme : {Scheme::kNative, Scheme::kDifferential, Scheme::kBitSerial}) {
+    std::mt19937 rng(seed++);
+    Case c;
+    c.scheme = scheme;
+    c.out = 19;
+    c.k = 150;
+    c.rows = 64;
+    c.vectors = 64;
+    c.adc_bits = 5;
+    const runtime::LayerMapping l = MakeLayer(c, rng);
+    const std::vector<uint8_t> x = MakeInputs(c, rng);
+    const Result ref = RunWith(l, &adc, KernelIsa::kScalar, 1, x, c.vectors);
+    EXPECT_NE(ref.sums, Naive(l, x, c.vectors)) << "noise had no effect: " << Describe(c);
+    std::vector<KernelIsa> isas = SimdIsas();
+    isas.push_back(KernelIsa::kScalar);
+    for (KernelIsa isa : isas) {
+      for (int threads : {1, 2}) {
+        for (int batch : {1, 7, 64}) {
+          const Result r = RunWith(l, &adc, isa, threads, x, c.vectors, batch);
+          ASSERT_EQ(r.sums, ref.sums) << KernelIsaName(isa) << " threads=" << threads << " batch=" << batch
+                                      << " " << Describe(c);
+          EXPECT_EQ(r.stats.saturations, ref.stats.saturations);
+        }
+      }
+    }
+  }
+}
+
+TEST(FusedKernel, NoiseDependsOnSeedAndSample) {
+  std::mt19937 rng(8);
+  Case c;
+  c.vectors = 2;
+  runtime::LayerMapping l = MakeLayer(c, rng);
+  std::vector<uint8_t> x = MakeInputs(c, rng);
+  std::copy(x.begin(), x.begin() + c.k, x.begin() + c.k);  // two identical samples
+  const AdcModel a = NoisyModel(1), b = NoisyModel(2);
+  const Result ra = RunWith(l, &a, BestKernelIsa(), 1, x, 2);
+  const Result rb = RunWith(l, &b, BestKernelIsa(), 1, x, 2);
+  EXPECT_NE(ra.sums, rb.sums);
+  const std::vector<int32_t> s0(ra.sums.begin(), ra.sums.begin() + c.out);
+  const std::vector<int32_t> s1(ra.sums.begin() + c.out, ra.sums.end());
+  EXPECT_NE(s0, s1) << "same noise for two samples";
+}
+
+TEST(FusedKernel, NonIdealUsesTilePlacementColumns) {
+  // An explicit table on (macro 1, column 4) that turns every conversion into its top code.
+  NonIdealityParams p;
+  p.name = "stuck";
+  ColumnTable t;
+  t.macro = 1;
+  t.column = 4;
+  t.thresholds.assign(7, -1e9);  // 3-bit ADC
+  p.columns.push_back(t);
+  const AdcModel adc(p);
+  runtime::LayerMapping l;
+  l.name = "fc";
+  l.out_channels = 2;
+  l.reduction = 4;
+  l.rows = 4;
+  l.adc_bits = 3;
+  l.input_bits = 1;
+  l.weight_bits = 2;
+  l.adc_step = 1;
+  l.weight_codes = {1, 0, 0, 0, 0, 1, 0, 0};
+  runtime::TileSpec tile;
+  tile.id = 77;
+  tile.k_end = 4;
+  tile.out_end = 2;
+  tile.placement.macro = 1;
+  tile.placement.column_offset = 2;
+  tile.placement.columns = 4;  // 2 columns per 2-bit weight: output 1 sits on column 4
+  l.tiles.push_back(tile);
+  const std::vector<uint8_t> x = {1, 1, 0, 0};
+  for (KernelIsa isa : {KernelIsa::kScalar, BestKernelIsa()}) {
+    const Result r = RunWith(l, &adc, isa, 1, x, 1);
+    EXPECT_EQ(r.sums, (std::vector<int32_t>{1, 3})) << KernelIsaName(isa);
+  }
+}
+
+}  // namespace
+}  // namespace pim::sim
