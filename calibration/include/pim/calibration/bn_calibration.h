@@ -1,0 +1,54 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "pim/proto/program.pb.h"
+#include "pim/runtime/backend.h"
+#include "pim/runtime/tensor.h"
+
+namespace pim::calibration {
+
+struct BnCalibrationOptions {
+  int batch_size = 64;      // images per executor batch (results do not depend on it)
+  std::string device;       // recorded in the Program (BnCalibrationRecord.device)
+  std::string data;         // recorded: the calibration data file
+  // Called as images pass: (BN layer index, BN layers, images done, images in this pass).
+  std::function<void(int, int, int64_t, int64_t)> progress;
+};
+
+// What one BatchNormalization step looked like before and after.
+struct BnLayerChange {
+  std::string name;
+  std::vector<double> old_mean, old_var;
+  std::vector<double> new_mean, new_var;
+};
+
+struct BnCalibration {
+  proto::Program program;  // the input Program with re-estimated BN statistics and the record
+  std::vector<BnLayerChange> layers;
+};
+
+// Batch-norm calibration on the chip (DESIGN 7): for every BatchNorm step in Program order, runs
+// the calibration `inputs` through the Program up to that step's input on `backend`, with every
+// earlier BatchNorm step already re-estimated, and replaces the step's mean and var with the
+// per-channel mean and unbiased variance of the chip's own pre-BN values (over samples and
+// spatial positions). scale, bias and epsilon are kept. Each pass runs only the steps the BN
+// input depends on. The result records device (options.device and backend->info().serial_number),
+// data, samples and layers in Program.bn_calibration.
+//
+// Errors: a Program without BatchNorm steps (FailedPrecondition), inputs that do not fit the
+// Program (the executor's error), a device failure (prefixed with the BN step being calibrated).
+absl::StatusOr<BnCalibration> CalibrateBatchNorm(const proto::Program& program, runtime::Backend* backend,
+                                                 const std::map<std::string, runtime::Tensor>& inputs,
+                                                 const BnCalibrationOptions& options);
+
+// The Program of steps [0, end_step) that `target` (a value name) depends on, with `target` as
+// its only output and load phases listing only the layers kept.
+proto::Program ProgramUpTo(const proto::Program& program, int end_step, const std::string& target);
+
+}  // namespace pim::calibration
