@@ -14,6 +14,7 @@
 #include "import/onnx_importer.h"
 #include "ir/shape_inference.h"
 #include "passes/passes.h"
+#include "pim/runtime/program_file.h"
 
 namespace pim::compiler {
 namespace {
@@ -33,7 +34,12 @@ absl::StatusOr<proto::Program> CompileUnguarded(const std::string& bytes, const 
   if (absl::Status s = RunPasses(*module, context); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(name, ": ", s.message()));
   }
-  return EmitProgram(*module, target);
+  proto::Program program = EmitProgram(*module, target);
+  // Self-check with the runtime's loader: a Program it would refuse is a compiler bug.
+  if (absl::Status s = runtime::ValidateProgram(program, name); !s.ok()) {
+    return absl::InternalError(absl::StrCat("compiler produced an invalid Program (a bug): ", s.message()));
+  }
+  return program;
 }
 
 }  // namespace

@@ -7,10 +7,8 @@
 // Exit codes: 0 ok, 1 failure (one message on stderr naming what and where), 2 usage error.
 #include <cstdio>
 #include <exception>
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -20,6 +18,7 @@
 #include "pim/compiler/program_report.h"
 #include "pim/runtime/chip_file.h"
 #include "pim/runtime/chip_spec.h"
+#include "pim/runtime/program_file.h"
 
 namespace {
 
@@ -39,24 +38,6 @@ absl::StatusOr<pim::runtime::ChipSpec> LoadTarget(const std::string& path) {
   absl::StatusOr<pim::runtime::ChipSpec> spec = pim::runtime::ChipSpecFromProto(chip->spec());
   if (!spec.ok()) return absl::InvalidArgumentError(absl::StrCat(file, ": ", spec.status().message()));
   return spec;
-}
-
-absl::StatusOr<pim::proto::Program> ReadProgram(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
-  pim::proto::Program program;
-  if (!program.ParseFromString(buffer.str())) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a Program (.pimb): protobuf parse failed"));
-  }
-  if (program.format_version() != pim::compiler::kProgramFormatVersion) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": Program format version ", program.format_version(),
-                                                   ", this pimc reads version ",
-                                                   pim::compiler::kProgramFormatVersion));
-  }
-  return program;
 }
 
 struct CompileArgs {
@@ -89,7 +70,7 @@ int RunCompile(const CompileArgs& a) {
 }
 
 int RunInspect(const std::string& path, bool json, bool tiles) {
-  absl::StatusOr<pim::proto::Program> program = ReadProgram(path);
+  absl::StatusOr<pim::proto::Program> program = pim::runtime::ReadProgramFile(path);
   if (!program.ok()) return Fail(program.status());
   pim::compiler::ReportOptions report;
   report.json = json;

@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "pim/compiler/compiler.h"
+#include "pim/runtime/program_file.h"
 
 namespace pim::compiler {
 namespace {
@@ -147,7 +148,7 @@ void EmitStep(const ir::Step& step, proto::Step* out) {
 
 proto::Program EmitProgram(const ir::Module& module, const runtime::ChipSpec& target) {
   proto::Program p;
-  p.set_format_version(kProgramFormatVersion);
+  p.set_format_version(runtime::kProgramFormatVersion);
   p.set_producer(ProducerString());
   p.set_source_model_sha256(module.source_sha256);
   p.set_source_model_name(module.source_name);

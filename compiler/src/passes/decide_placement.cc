@@ -24,7 +24,9 @@ absl::Status DecidePlacement(ir::Module& module, const PassContext& context) {
     const int max_input = layer->scheme == runtime::Scheme::kBitSerial ? chip.max_bit_serial_input_bits
                                                                        : chip.max_input_bits;
     std::string problem;
-    if (layer->weight_bits > chip.max_weight_bits) {
+    if (layer->max_abs_code() == 0) {
+      problem = "all weight codes are zero";
+    } else if (layer->weight_bits > chip.max_weight_bits) {
       problem = absl::StrCat("weight codes need ", layer->weight_bits, " bits, target allows ", chip.max_weight_bits);
     } else if (layer->input_bits > max_input) {
       problem = absl::StrCat("input codes need ", layer->input_bits, " bits, target allows ", max_input, " for ",

@@ -4,14 +4,13 @@
 #include "absl/strings/str_cat.h"
 #include "passes/passes.h"
 #include "passes/tiling.h"
+#include "pim/runtime/backend.h"
 
 namespace pim::compiler {
 
 int ColumnsPerOutput(runtime::Scheme scheme, int weight_bits, int cell_bits) {
-  auto ceil_div = [](int a, int b) { return (a + b - 1) / b; };
-  const int columns = scheme == runtime::Scheme::kDifferential ? 2 * ceil_div(weight_bits - 1, cell_bits)
-                                                               : ceil_div(weight_bits, cell_bits);
-  return std::max(columns, 1);
+  // One definition shared with the runtime's loader, which checks columns against it.
+  return runtime::ColumnsPerWeight(scheme, weight_bits, cell_bits);
 }
 
 absl::Status TileLayers(ir::Module& module, const PassContext& context) {
@@ -24,7 +23,7 @@ absl::Status TileLayers(ir::Module& module, const PassContext& context) {
     if (layer->placement != ir::Placement::kPim) continue;
     const int per_output = ColumnsPerOutput(layer->scheme, layer->weight_bits, chip.cell_bits);
     const int outputs_per_tile = chip.columns / per_output;
-    if (outputs_per_tile < 1) {
+    if (per_output < 1 || outputs_per_tile < 1) {
       return absl::InvalidArgumentError(absl::StrCat(step.name, ": one output needs ", per_output,
                                                      " columns, a macro of target ", chip.name, " has ", chip.columns));
     }

@@ -11,8 +11,8 @@
 
 namespace pim::compiler {
 
-// The Program format version this compiler writes (docs/program-format.md, "Versioning").
-inline constexpr uint32_t kProgramFormatVersion = 1;
+// The Program format version this compiler writes is runtime::kProgramFormatVersion
+// (pim/runtime/program_file.h; docs/program-format.md, "Versioning").
 
 // Producer string recorded in every Program.
 std::string ProducerString();  // "pimc 0.1.0"
@@ -28,7 +28,8 @@ struct CompileOptions {
 };
 
 // Compiles an ONNX model (its bytes; `model_name` names it in errors and in the Program) for
-// `target`. Thread-compatible: no shared state. Never throws.
+// `target`. The result passed runtime::ValidateProgram. Thread-compatible: no shared state.
+// Never throws.
 absl::StatusOr<proto::Program> CompileModel(const std::string& onnx_bytes, const std::string& model_name,
                                             const runtime::ChipSpec& target, const CompileOptions& options);
 
