@@ -1,0 +1,237 @@
+// pimcal: calibration on the chip (DESIGN 7, docs/calibration.md).
+//
+//   pimcal adc --device usb0 -o chip.cal.pb [--repeats N] [--report report.html]
+//   pimcal bn model.pimb --device usb0 [--data FILE] [--samples N] -o model.bn.pimb
+//
+// Exit codes: 0 ok, 1 runtime failure (device, file, fit), 2 usage error.
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "pim/backends/register_all_backends.h"
+#include "pim/calibration/adc_calibration.h"
+#include "pim/calibration/adc_report.h"
+#include "pim/calibration/bn_calibration.h"
+#include "pim/calibration/calibration_file.h"
+#include "pim/runtime/backend_registry.h"
+#include "pim/runtime/chip_spec.h"
+#include "pim/runtime/dataset.h"
+#include "pim/runtime/program_file.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+using namespace pim;
+
+constexpr char kDefaultData[] = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+
+struct AdcArgs {
+  std::string device = "sim";
+  std::string output;
+  std::string report;
+  int repeats = 16;
+  int step_settings = 4;
+  std::vector<int> adc_bits;
+  std::vector<int> macros;
+  std::string modes = "signed,unsigned";
+};
+
+struct BnArgs {
+  std::string model;
+  std::string device = "sim";
+  std::string data = kDefaultData;
+  std::string output;
+  int64_t samples = 512;
+  int batch = 64;
+};
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "pimcal: %s\n", std::string(s.message()).c_str());
+  return 1;
+}
+
+bool Tty() { return isatty(STDERR_FILENO) == 1; }
+
+absl::Status WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open for writing"));
+  out << text;
+  out.close();
+  if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));
+  return absl::OkStatus();
+}
+
+int RunAdc(const AdcArgs& a) {
+  calibration::AdcCalibrationOptions options;
+  options.repeats = a.repeats;
+  options.step_settings = a.step_settings;
+  options.adc_bits = a.adc_bits;
+  options.macros = a.macros;
+  options.modes.clear();
+  for (absl::string_view m : absl::StrSplit(a.modes, ',')) {
+    if (m == "signed") {
+      options.modes.push_back(calibration::AdcMode::kSigned);
+    } else if (m == "unsigned") {
+      options.modes.push_back(calibration::AdcMode::kUnsigned);
+    } else {
+      std::fprintf(stderr, "pimcal adc: --modes takes signed and/or unsigned, got '%s'\n", std::string(m).c_str());
+      return 2;
+    }
+  }
+  runtime::BackendRegistry registry;
+  if (absl::Status s = backends::RegisterAllBackends(registry); !s.ok()) return Fail(s);
+  absl::StatusOr<std::unique_ptr<runtime::Backend>> backend = registry.Open(a.device);
+  if (!backend.ok()) return Fail(backend.status());
+  if (Tty()) {
+    options.progress = [last = -1](int64_t done, int64_t total) mutable {
+      const int pct = total > 0 ? int(100 * done / total) : 100;
+      if (pct == last) return;
+      last = pct;
+      std::fprintf(stderr, "\rADC sweep %3d%% (%lld/%lld vectors)", pct, static_cast<long long>(done),
+                   static_cast<long long>(total));
+      if (done == total) std::fprintf(stderr, "\n");
+    };
+  }
+  absl::StatusOr<calibration::AdcCalibration> cal = calibration::CalibrateAdc(**backend, options, a.device);
+  if (!cal.ok()) {
+    if (Tty()) std::fprintf(stderr, "\n");
+    return Fail(cal.status());
+  }
+  if (absl::Status s = calibration::WriteCalibrationFile(calibration::CalibrationToProto(*cal), a.output); !s.ok()) {
+    return Fail(s);
+  }
+  if (!a.report.empty()) {
+    if (absl::Status s = WriteText(a.report, calibration::AdcReportHtml(*cal)); !s.ok()) return Fail(s);
+  }
+  std::printf("device: %s (%s, serial %s, chip %s)\n", a.device.c_str(), cal->chip.backend.c_str(),
+              cal->chip.serial_number.c_str(), cal->chip.spec.name.c_str());
+  std::printf("measured: %zu column curves, %lld conversions\n", cal->columns.size(),
+              static_cast<long long>(cal->conversions));
+  for (int bits : cal->options.adc_bits) {
+    for (calibration::AdcMode mode : cal->options.modes) {
+      double inl = 0, dnl = 0, noise = 0, inl_worst = 0, dnl_worst = 0;
+      int n = 0;
+      for (const calibration::AdcColumnResult& c : cal->columns) {
+        if (c.fit.adc_bits != bits || c.fit.mode != mode) continue;
+        inl += c.fit.inl_max_lsb;
+        dnl += c.fit.dnl_max_lsb;
+        noise += c.fit.noise_sigma_lsb;
+        inl_worst = std::max(inl_worst, c.fit.inl_max_lsb);
+        dnl_worst = std::max(dnl_worst, c.fit.dnl_max_lsb);
+        ++n;
+      }
+      if (n == 0) continue;
+      std::printf("%d-bit %-8s %4d columns: INL max %.3f LSB (mean) %.3f (worst), DNL max %.3f / %.3f, noise %.3f LSB\n",
+                  bits, calibration::AdcModeName(mode), n, inl / n, inl_worst, dnl / n, dnl_worst, noise / n);
+    }
+  }
+  std::printf("wrote %s%s%s\n", a.output.c_str(), a.report.empty() ? "" : " and ", a.report.c_str());
+  return 0;
+}
+
+int RunBn(const BnArgs& a) {
+  absl::StatusOr<proto::Program> program = runtime::ReadProgramFile(a.model);
+  if (!program.ok()) return Fail(program.status());
+  if (program->inputs_size() != 1) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat(a.model, ": the model has ", program->inputs_size(), " inputs; pimcal bn feeds exactly one")));
+  }
+  const proto::ValueInfo& model_input = program->inputs(0);
+  absl::StatusOr<runtime::Tensor> x = runtime::ReadInputFile(a.data);
+  if (!x.ok()) return Fail(x.status());
+  absl::StatusOr<runtime::Tensor> fitted = runtime::FitToInputShape(
+      std::move(*x), std::vector<int64_t>(model_input.shape().begin(), model_input.shape().end()), a.data);
+  if (!fitted.ok()) return Fail(fitted.status());
+  runtime::Tensor input = std::move(*fitted);
+  if (a.samples < input.batch()) input = runtime::SliceBatch(input, 0, a.samples);
+
+  runtime::BackendRegistry registry;
+  if (absl::Status s = backends::RegisterAllBackends(registry); !s.ok()) return Fail(s);
+  runtime::OpenOptions open;
+  if (absl::StatusOr<runtime::ChipSpec> target = runtime::ChipSpecFromProto(program->target()); target.ok()) {
+    open.target = *target;
+  }
+  absl::StatusOr<std::unique_ptr<runtime::Backend>> backend = registry.Open(a.device, open);
+  if (!backend.ok()) return Fail(backend.status());
+
+  calibration::BnCalibrationOptions options;
+  options.batch_size = a.batch;
+  options.device = a.device;
+  options.data = a.data;
+  if (Tty()) {
+    options.progress = [](int layer, int layers, int64_t done, int64_t total) {
+      std::fprintf(stderr, "\rBN layer %d/%d: %lld/%lld images", layer + 1, layers, static_cast<long long>(done),
+                   static_cast<long long>(total));
+      if (done == total && layer + 1 == layers) std::fprintf(stderr, "\n");
+    };
+  }
+  absl::StatusOr<calibration::BnCalibration> cal =
+      calibration::CalibrateBatchNorm(*program, backend->get(), {{model_input.name(), input}}, options);
+  if (!cal.ok()) {
+    if (Tty()) std::fprintf(stderr, "\n");
+    return Fail(cal.status());
+  }
+  std::string bytes;
+  if (!cal->program.SerializeToString(&bytes)) return Fail(absl::InternalError("cannot serialize the Program"));
+  if (absl::Status s = WriteText(a.output, bytes); !s.ok()) return Fail(s);
+  std::printf("device: %s (serial %s)\n", a.device.c_str(), (*backend)->info().serial_number.c_str());
+  std::printf("data: %s, %lld samples\n", a.data.c_str(), static_cast<long long>(input.batch()));
+  for (const calibration::BnLayerChange& c : cal->layers) {
+    double dmean = 0, rvar = 0;
+    for (size_t i = 0; i < c.new_mean.size(); ++i) {
+      const double sd = std::sqrt(c.old_var[i] + 1e-12);
+      dmean = std::max(dmean, std::abs(c.new_mean[i] - c.old_mean[i]) / sd);
+      rvar = std::max(rvar, std::abs(std::sqrt(c.new_var[i] / (c.old_var[i] + 1e-12)) - 1));
+    }
+    std::printf("  %-24s %3zu channels: mean moved up to %.3f sd, sd changed up to %.1f%%\n", c.name.c_str(),
+                c.new_mean.size(), dmean, 100 * rvar);
+  }
+  std::printf("wrote %s\n", a.output.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pimcal: measure a chip's ADCs, or re-estimate a Program's batch-norm statistics on the chip"};
+  app.require_subcommand(1);
+  AdcArgs adc;
+  CLI::App* adc_cmd = app.add_subcommand("adc", "measure every column's ADC transfer curve; write a calibration file");
+  adc_cmd->add_option("--device,-d", adc.device, "device URI (sim, sim:profile=<file>[,seed=N], usb0, serial:..., tcp://...)")
+      ->capture_default_str();
+  adc_cmd->add_option("--output,-o", adc.output, "calibration file to write (binary Calibration protobuf)")->required();
+  adc_cmd->add_option("--repeats,-r", adc.repeats, "conversions per input point")->check(CLI::Range(1, 4096))->capture_default_str();
+  adc_cmd->add_option("--report", adc.report, "also write a self-contained HTML report");
+  adc_cmd->add_option("--adc-bits", adc.adc_bits, "resolutions to measure (default: the chip's ADC bits)")->delimiter(',');
+  adc_cmd->add_option("--macros", adc.macros, "macros to measure (default: all)")->delimiter(',');
+  adc_cmd->add_option("--modes", adc.modes, "signed (native, bit_serial) and/or unsigned (differential)")->capture_default_str();
+  adc_cmd->add_option("--step-settings", adc.step_settings, "interleaved ADC step settings")->check(CLI::Range(1, 16))->capture_default_str();
+  BnArgs bn;
+  CLI::App* bn_cmd = app.add_subcommand("bn", "re-estimate every BatchNormalization on the chip; write a new Program");
+  bn_cmd->add_option("model", bn.model, "compiled Program (.pimb)")->required();
+  bn_cmd->add_option("--device,-d", bn.device, "device URI")->capture_default_str();
+  bn_cmd->add_option("--data", bn.data, "calibration images (IDX, .gz or plain, or float32 .npy)")->capture_default_str();
+  bn_cmd->add_option("--samples,-n", bn.samples, "calibration images used (the first N)")->check(CLI::Range(int64_t(1), int64_t(1) << 30))->capture_default_str();
+  bn_cmd->add_option("--output,-o", bn.output, "Program to write")->required();
+  bn_cmd->add_option("--batch,-b", bn.batch, "images per batch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  bool verbose = false;
+  app.add_flag("--verbose,-v", verbose, "log details to stderr");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  auto logger = spdlog::stderr_color_mt("pimcal");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);
+  if (adc_cmd->parsed()) return RunAdc(adc);
+  return RunBn(bn);
+}
