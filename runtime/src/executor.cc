@@ -280,8 +280,20 @@ absl::StatusOr<Tensor> Executor::Impl::RunMatrix(PlannedStep& ps, const Tensor& 
   const int64_t l = oh * ow;
   const int64_t m_count = n * l;
   std::vector<int64_t> sums;
+  std::vector<double> real_sums;  // with options.run_layer
   if (ps.kind == Kind::kDigital) {
     sums = IntegerMatmul(rows, m_count, ps.codes, ps.o, ps.k);
+  } else if (options.run_layer) {
+    real_sums.assign(size_t(m_count * ps.o), 0.0);
+    std::vector<double> part(real_sums.size());
+    for (Segment& seg : ps.segments) {
+      if (absl::Status s = EnsurePhase(seg.phase, profile); !s.ok()) return s;
+      InputBatch batch{rows.data(), int(m_count), int(ps.k), ps.input_bits, uint64_t(first_image * l)};
+      if (absl::Status s = options.run_layer(*backend, seg.mapping, batch, absl::MakeSpan(part)); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("step '", step.name(), "': ", s.message()));
+      }
+      for (size_t i = 0; i < real_sums.size(); ++i) real_sums[i] += part[i];
+    }
   } else {
     sums.assign(size_t(m_count * ps.o), 0);
     std::vector<int32_t> part(sums.size());
@@ -294,7 +306,8 @@ absl::StatusOr<Tensor> Executor::Impl::RunMatrix(PlannedStep& ps, const Tensor& 
       for (size_t i = 0; i < sums.size(); ++i) sums[i] += part[i];
     }
   }
-  Tensor s = RowsToNchw(sums, n, ps.o, oh, ow, ps.conv);
+  Tensor s = options.run_layer && ps.kind != Kind::kDigital ? RowsToNchw(real_sums, n, ps.o, oh, ow, ps.conv)
+                                                             : RowsToNchw(sums, n, ps.o, oh, ow, ps.conv);
   Tensor y(s.shape);
   const double delta = ps.kind == Kind::kDigital ? 1.0 : ps.delta;
   const bool has_bias = !ps.bias.empty();

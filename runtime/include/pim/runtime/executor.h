@@ -26,6 +26,10 @@ struct ExecutorOptions {
   bool profile = false;
   // Called after each batch with (samples done, samples total).
   std::function<void(int64_t, int64_t)> progress;
+  // When set, PIM layers run through this instead of Backend::RunLayer and their sums are
+  // doubles: e.g. ADC codes linearized with a measured calibration (pimrun --calibration,
+  // calibration::RunLayerLinearized, docs/calibration.md). Same contract as RunLayer otherwise.
+  std::function<absl::Status(Backend&, const LayerMapping&, const InputBatch&, absl::Span<double>)> run_layer;
 };
 
 // Time and device counters spent in one step (summed over batches), or in loading one phase.
