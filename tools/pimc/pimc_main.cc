@@ -27,7 +27,12 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 int Fail(const absl::Status& status) {
-  std::cerr << "pimc: " << status.message() << "\n";
+  // One line on stderr, even when a name read from a damaged file holds control characters.
+  std::string message(status.message());
+  for (char& c : message) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  std::cerr << "pimc: " << message << "\n";
   return kExitFailure;
 }
 

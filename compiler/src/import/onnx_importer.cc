@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "import/tensor_reader.h"
 #include "onnx/checker.h"
 #include "onnx/onnx_pb.h"
@@ -89,7 +90,10 @@ absl::Status RunChecker(onnx::ModelProto model, const std::string& origin) {
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(origin, ": ONNX checker: ", e.what()));
+    // The checker's messages span lines ("...\n\n==> Context: ..."); keep ours to one line.
+    std::string message = absl::StrReplaceAll(e.what(), {{"\n\n==> Context: ", "; "}, {"\n", " "}});
+    while (!message.empty() && message.back() == ' ') message.pop_back();
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": ONNX checker: ", message));
   } catch (...) {
     return absl::InvalidArgumentError(absl::StrCat(origin, ": ONNX checker failed"));
   }
