@@ -28,6 +28,19 @@ absl::Status Error(const Node& node, const std::string& message) {
   return absl::InvalidArgumentError(absl::StrCat(Where(node), ": ", message));
 }
 
+// Kernel, strides and pads of a resolved window into a ConvGeometry or PoolOp.
+template <typename T>
+void CopyWindow(const ir::Window2d& w, T* out) {
+  out->kernel_h = w.kernel_h;
+  out->kernel_w = w.kernel_w;
+  out->stride_h = w.stride_h;
+  out->stride_w = w.stride_w;
+  out->pad_top = w.pad_top;
+  out->pad_left = w.pad_left;
+  out->pad_bottom = w.pad_bottom;
+  out->pad_right = w.pad_right;
+}
+
 // Output axis of a matrix layer's weight in its ONNX layout.
 int WeightOutputAxis(const Node& layer) {
   if (layer.op_type == "Conv") return 0;
@@ -187,10 +200,11 @@ absl::StatusOr<WeightInfo> Lowering::ReadQdqWeight(const Node& layer, const Node
       w.codes[static_cast<size_t>(o) * k + kk] = static_cast<int8_t>(code);
     }
   }
-  // b_w = 1 + ceil(log2(max|Q| + 1)).
+  // b_w = 1 + ceil(log2(max|Q| + 1)); at least 2 (sign + one magnitude bit), which is also what
+  // the Program loader accepts: an all-zero weight would otherwise get b_w = 1.
   int n = 0;
   while ((1 << n) < max_abs + 1) ++n;
-  w.bits = 1 + n;
+  w.bits = std::max(2, 1 + n);
   return w;
 }
 
@@ -265,14 +279,7 @@ absl::Status Lowering::LowerMatrix(const Node& node, ir::Module& m) {
     if (!win.ok()) return win.status();
     ir::ConvGeometry c;
     c.in_channels = static_cast<int>((*x)[1]);
-    c.kernel_h = win->kernel_h;
-    c.kernel_w = win->kernel_w;
-    c.stride_h = win->stride_h;
-    c.stride_w = win->stride_w;
-    c.pad_top = win->pad_top;
-    c.pad_left = win->pad_left;
-    c.pad_bottom = win->pad_bottom;
-    c.pad_right = win->pad_right;
+    CopyWindow(*win, &c);
     c.dilation_h = win->dilation_h;
     c.dilation_w = win->dilation_w;
     conv = c;
@@ -446,14 +453,7 @@ absl::Status Lowering::LowerHost(const Node& node, ir::Module& m) {
     if (!win.ok()) return win.status();
     ir::PoolOp p;
     p.kind = op == "MaxPool" ? ir::PoolOp::Kind::kMax : ir::PoolOp::Kind::kAverage;
-    p.kernel_h = win->kernel_h;
-    p.kernel_w = win->kernel_w;
-    p.stride_h = win->stride_h;
-    p.stride_w = win->stride_w;
-    p.pad_top = win->pad_top;
-    p.pad_left = win->pad_left;
-    p.pad_bottom = win->pad_bottom;
-    p.pad_right = win->pad_right;
+    CopyWindow(*win, &p);
     p.ceil_mode = ceil_mode;
     p.count_include_pad = node.IntAttr("count_include_pad", 0) != 0;
     step.op = p;

@@ -160,6 +160,23 @@ TEST(LowerGraph, FloatLayersStayOnTheHost) {
   EXPECT_EQ(p->load_phases_size(), 1);
 }
 
+TEST(LowerGraph, AllZeroQdqWeightsGetTwoBitsAndGoDigital) {
+  // An untrained export can round every weight to 0: b_w would be 1 by the formula.
+  std::ifstream in(testing::ModelPath("qdq_conv.onnx"), std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(bytes.str()));
+  for (auto& t : *m.mutable_graph()->mutable_initializer()) {
+    if (t.name() == "conv2_wq") t.set_raw_data(std::string(t.raw_data().size(), '\0'));
+  }
+  absl::StatusOr<proto::Program> p = CompileModel(m.SerializeAsString(), "zero.onnx", testing::DefaultTarget(), {});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(FindStep(*p, "conv2").matrix().weight_bits(), 2u);
+  EXPECT_EQ(FindStep(*p, "conv2").matrix().placement(), proto::DIGITAL);
+  EXPECT_EQ(FindStep(*p, "conv2").matrix().placement_reason(), "all weight codes are zero");
+}
+
 // ---------------------------------------------------------------- settings and placement
 
 TEST(ResolveLayerSettings, PrecedenceFlagLayerModelTarget) {
