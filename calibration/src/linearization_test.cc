@@ -3,7 +3,10 @@
 #include <cmath>
 
 #include "gtest/gtest.h"
+#include "pim/runtime/chip_spec.h"
+#include "pim/runtime/executor.h"
 #include "testing/curve_chip.h"
+#include "testing/test_programs.h"
 
 namespace pim::calibration {
 namespace {
@@ -155,6 +158,39 @@ TEST(Linearization, NamesAMissingColumn) {
   absl::Status s = RunLayerLinearized(chip, layer, {x.data(), 1, 80, 4, 0}, *lin, absl::MakeSpan(sums));
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("no 4-bit signed curve for macro 0 column 6"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace pim::calibration
+
+namespace pim::calibration {
+namespace {
+
+TEST(Linearization, ExecutorHookWithAnIdealCalibrationChangesNothing) {
+  const proto::Program program = runtime::testing::SmallCnn();
+  absl::StatusOr<runtime::ChipSpec> spec = runtime::ChipSpecFromProto(program.target());
+  ASSERT_TRUE(spec.ok());
+  CurveChip chip(*spec, [](int, int, int b) {
+    TrueColumn c;
+    for (int i = 0; i < (1 << b) - 1; ++i) c.thresholds.push_back(i + 0.5);
+    return c;
+  }, 1);
+  const int bits = program.steps(1).matrix().pim().adc_bits();
+  absl::StatusOr<Linearization> lin =
+      LinearizationFromCalibration(IdealCalibration(spec->macros, spec->columns, bits, proto::ADC_MODE_SIGNED), "ideal");
+  ASSERT_TRUE(lin.ok());
+  runtime::Tensor x({5, 1, 6, 6});
+  for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = double((i * 13) % 17) / 16.0;
+  runtime::ExecutorOptions plain, linear;
+  linear.run_layer = [&](runtime::Backend& b, const runtime::LayerMapping& l, const runtime::InputBatch& in,
+                         absl::Span<double> sums) { return RunLayerLinearized(b, l, in, *lin, sums); };
+  auto e1 = runtime::Executor::Create(program, &chip, plain);
+  auto e2 = runtime::Executor::Create(program, &chip, linear);
+  ASSERT_TRUE(e1.ok() && e2.ok());
+  auto r1 = (*e1)->Run({{"input", x}});
+  auto r2 = (*e2)->Run({{"input", x}});
+  ASSERT_TRUE(r1.ok() && r2.ok()) << r1.status() << r2.status();
+  EXPECT_EQ(r1->outputs.at("logits").data, r2->outputs.at("logits").data);
 }
 
 }  // namespace

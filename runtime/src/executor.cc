@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "check.h"
+#include "log.h"
 #include "pim/runtime/host_ops.h"
 #include "pim/runtime/program_file.h"
 
@@ -226,6 +227,7 @@ absl::Status Executor::Impl::EnsurePhase(int phase, std::vector<StepProfile>& pr
     before = *c;
   }
   loaded_phase = -1;  // a failed load leaves no phase resident
+  Logger()->debug("loading weights of phase {} ({} layer segments)", phase, phase_segments[phase].size());
   for (const auto& [step, segment] : phase_segments[phase]) {
     if (absl::Status s = backend->LoadLayer(steps[step].segments[segment].mapping); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("loading phase ", phase, ", layer '", steps[step].step->name(),
@@ -396,6 +398,8 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const proto::Program&
   impl->options = std::move(options);
   if (absl::Status s = impl->Plan(); !s.ok()) return s;
   if (absl::Status s = impl->CheckBackend(); !s.ok()) return s;
+  Logger()->debug("planned {} steps, {} load phases, batch size {}", impl->steps.size(), impl->phase_segments.size(),
+                  impl->options.batch_size);
   return std::unique_ptr<Executor>(new Executor(std::move(impl)));
 }
 
