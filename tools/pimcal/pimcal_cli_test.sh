@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# pimcal command line: exit codes 0/1/2, one-line errors, a small real sweep on the simulator.
+set -u
+PIMCAL="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$PIMCAL" >/dev/null 2>&1; [ $? -eq 2 ] || fail "no subcommand should exit 2"
+"$PIMCAL" adc >/dev/null 2>&1; [ $? -eq 2 ] || fail "adc without -o should exit 2"
+"$PIMCAL" adc -o "$tmp/x.pb" --modes sideways >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad --modes should exit 2"
+err=$("$PIMCAL" adc --device nosuch:thing -o "$tmp/x.pb" 2>&1 >/dev/null); rc=$?
+[ $rc -eq 1 ] || fail "unknown device should exit 1 (got $rc)"
+[ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || fail "error should be one line: $err"
+err=$("$PIMCAL" adc --adc-bits 9 -o "$tmp/x.pb" 2>&1 >/dev/null); rc=$?
+[ $rc -eq 1 ] && printf '%s' "$err" | grep -q "resolution 9 bits" || fail "9-bit ADC should be refused: $err"
+"$PIMCAL" bn "$tmp/missing.pimb" -o "$tmp/y.pimb" >/dev/null 2>&1; [ $? -eq 1 ] || fail "missing model should exit 1"
+
+out=$("$PIMCAL" adc --device sim:profile=typical --macros 1 --adc-bits 3 --repeats 4 -o "$tmp/c.pb" --report "$tmp/r.html") \
+  || fail "small sweep failed"
+printf '%s\n' "$out" | grep -q "3-bit signed    127 columns" || fail "summary: $out"
+[ -s "$tmp/c.pb" ] || fail "no calibration file"
+grep -q "<svg" "$tmp/r.html" || fail "report has no plot"
+! grep -q "<script" "$tmp/r.html" || fail "report must not need scripts"
+echo "1 passed, 0 failed"
