@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "CLI/CLI.hpp"
@@ -41,6 +42,7 @@ struct AdcArgs {
   std::vector<int> adc_bits;
   std::vector<int> macros;
   std::string modes = "signed,unsigned";
+  std::string program;  // measure only the resolutions and modes this Program uses
 };
 
 struct BnArgs {
@@ -85,9 +87,30 @@ int RunAdc(const AdcArgs& a) {
       return 2;
     }
   }
+  runtime::OpenOptions open;
+  if (!a.program.empty()) {
+    absl::StatusOr<proto::Program> program = runtime::ReadProgramFile(a.program);
+    if (!program.ok()) return Fail(program.status());
+    std::set<int> bits;
+    std::set<calibration::AdcMode> modes;
+    for (const proto::Step& step : program->steps()) {
+      if (step.kind_case() != proto::Step::kMatrix || step.matrix().placement() != proto::PIM) continue;
+      bits.insert(int(step.matrix().pim().adc_bits()));
+      modes.insert(step.matrix().pim().scheme() == proto::DIFFERENTIAL ? calibration::AdcMode::kUnsigned
+                                                                        : calibration::AdcMode::kSigned);
+    }
+    if (bits.empty()) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(a.program, ": no PIM layer, nothing to calibrate")));
+    }
+    options.adc_bits.assign(bits.begin(), bits.end());
+    options.modes.assign(modes.begin(), modes.end());
+    if (absl::StatusOr<runtime::ChipSpec> target = runtime::ChipSpecFromProto(program->target()); target.ok()) {
+      open.target = *target;
+    }
+  }
   runtime::BackendRegistry registry;
   if (absl::Status s = backends::RegisterAllBackends(registry); !s.ok()) return Fail(s);
-  absl::StatusOr<std::unique_ptr<runtime::Backend>> backend = registry.Open(a.device);
+  absl::StatusOr<std::unique_ptr<runtime::Backend>> backend = registry.Open(a.device, open);
   if (!backend.ok()) return Fail(backend.status());
   if (Tty()) {
     options.progress = [last = -1](int64_t done, int64_t total) mutable {
@@ -212,6 +235,7 @@ int main(int argc, char** argv) {
   adc_cmd->add_option("--adc-bits", adc.adc_bits, "resolutions to measure (default: the chip's ADC bits)")->delimiter(',');
   adc_cmd->add_option("--macros", adc.macros, "macros to measure (default: all)")->delimiter(',');
   adc_cmd->add_option("--modes", adc.modes, "signed (native, bit_serial) and/or unsigned (differential)")->capture_default_str();
+  adc_cmd->add_option("--program", adc.program, "measure only the ADC resolutions and modes this Program (.pimb) uses");
   adc_cmd->add_option("--step-settings", adc.step_settings, "interleaved ADC step settings")->check(CLI::Range(1, 16))->capture_default_str();
   BnArgs bn;
   CLI::App* bn_cmd = app.add_subcommand("bn", "re-estimate every BatchNormalization on the chip; write a new Program");
