@@ -1,10 +1,13 @@
 #include "pim/sim/sim_backend.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "pim/proto/chip.pb.h"
 #include "pim/runtime/chip_file.h"
+#include "pim/sim/noise.h"
+#include "pim/sim/profile.h"
 
 namespace pim::sim {
 namespace {
@@ -15,11 +18,21 @@ int MaxInputBits(const runtime::ChipSpec& spec, runtime::Scheme scheme) {
 
 }  // namespace
 
-SimBackend::SimBackend(const SimParams& params) : params_(params) {
+namespace {
+NonIdealityParams Seeded(NonIdealityParams p, uint64_t seed) {
+  p.seed = seed;
+  return p;
+}
+}  // namespace
+
+SimBackend::SimBackend(const SimParams& params)
+    : params_(params), adc_(Seeded(params.profile, params.seed)), timing_(params.spec),
+      active_bank_(size_t(std::max(params.spec.macros, 0)), 0) {
   info_.spec = params.spec;
   info_.backend = "sim";
   info_.serial_number = absl::StrCat("sim-", params.seed);
-  info_.firmware_version = absl::StrCat("pim-sim ideal (profile ", params.profile_name, ")");
+  info_.firmware_version = absl::StrCat("pim-sim ", adc_.ideal() ? "ideal" : "non-ideal", " (profile ",
+                                        params.profile_name, ", kernel ", KernelIsaName(params.kernel.isa), ")");
 }
 
 absl::StatusOr<std::unique_ptr<SimBackend>> SimBackend::Create(const SimParams& params) {
@@ -84,6 +97,7 @@ absl::Status SimBackend::WriteTile(const runtime::TileImage& image) {
     }
   }
   tiles_[t.id] = StoredTile{image, std::nullopt};
+  cost_.Add(timing_.WriteTile(t.rows(), p.columns));
   ++tiles_written_;
   cells_written_ += uint64_t(t.rows()) * uint64_t(p.columns);
   return absl::OkStatus();
@@ -144,20 +158,38 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
   }
   const int b = stored.adc->adc_bits;
   const double delta = stored.adc->adc_step;
-  const bool is_unsigned = image.scheme == runtime::Scheme::kDifferential;
-  const int64_t lo = is_unsigned ? 0 : -(int64_t(1) << (b - 1));
-  const int64_t hi = is_unsigned ? (int64_t(1) << b) - 1 : (int64_t(1) << (b - 1)) - 1;
-  // The ideal ADC of DESIGN 3.3: rne of one double division, then clamp.
-  auto adc = [&](int64_t p) -> int16_t {
-    double v = std::nearbyint(double(p) / delta);
-    if (v < double(lo)) {
-      ++saturations_;
-      v = double(lo);
-    } else if (v > double(hi)) {
-      ++saturations_;
-      v = double(hi);
+  const AdcRange range = CodeRange(image.scheme, b);
+  const runtime::TilePlacement& place = image.tile.placement;
+  const int per_weight = runtime::ColumnsPerWeight(image.scheme, image.weight_bits, params_.spec.cell_bits);
+  // The physical column converting output o's conversion: the output's first column, the
+  // negative half for differential's second conversion (docs/chip-model.md).
+  const int per_conversion = image.scheme == runtime::Scheme::kDifferential ? per_weight / 2 : 0;
+  std::vector<const ColumnCurve*> curves;  // [outputs][2] when non-ideal
+  if (!adc_.ideal()) {
+    for (int o = 0; o < outputs; ++o) {
+      for (int c = 0; c < 2; ++c) {
+        absl::StatusOr<const ColumnCurve*> curve =
+            Curve(place.macro, place.column_offset + o * per_weight + c * per_conversion, b);
+        if (!curve.ok()) return curve.status();
+        curves.push_back(*curve);
+      }
     }
-    return int16_t(v);
+  }
+  // The ADC of DESIGN 3.3 (ideal: rne of one double division, then clamp) or the column's
+  // non-ideal transfer.
+  auto adc = [&](int64_t p, int o, int conv, int plane, int m) -> int16_t {
+    bool sat = false;
+    int code;
+    if (adc_.ideal()) {
+      code = IdealAdcCode(p, delta, range, &sat);
+    } else {
+      const int column = place.column_offset + o * per_weight + conv * per_conversion;
+      const uint64_t key = ConversionNoiseKey(adc_.seed(), image.tile.id, uint32_t(column), uint32_t(plane),
+                                              inputs.first_sample + uint64_t(m));
+      code = curves[size_t(o) * 2 + conv]->Convert(p, delta, range, key, &sat);
+    }
+    saturations_ += sat;
+    return int16_t(code);
   };
   int16_t* out = codes.data();
   for (int m = 0; m < inputs.vectors; ++m) {
@@ -168,7 +200,7 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
         case runtime::Scheme::kNative: {
           int64_t p = 0;
           for (int k = 0; k < rows; ++k) p += int64_t(q[k]) * x[k];
-          *out++ = adc(p);
+          *out++ = adc(p, o, 0, 0, m);
           break;
         }
         case runtime::Scheme::kDifferential: {
@@ -177,20 +209,24 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
             if (q[k] > 0) pos += int64_t(q[k]) * x[k];
             if (q[k] < 0) neg += int64_t(-q[k]) * x[k];
           }
-          *out++ = adc(pos);
-          *out++ = adc(neg);
+          *out++ = adc(pos, o, 0, 0, m);
+          *out++ = adc(neg, o, 1, 0, m);
           break;
         }
         case runtime::Scheme::kBitSerial:
           for (int j = 0; j < conversions; ++j) {
             int64_t p = 0;
             for (int k = 0; k < rows; ++k) p += int64_t(q[k]) * ((x[k] >> j) & 1);
-            *out++ = adc(p);
+            *out++ = adc(p, o, 0, j, m);
           }
           break;
       }
     }
   }
+  const int macro = std::clamp(place.macro, 0, params_.spec.macros - 1);
+  const bool bank_switch = active_bank_[macro] != place.bank;
+  active_bank_[macro] = place.bank;
+  cost_.Add(timing_.RunTile(image.tile, image.scheme, inputs.input_bits, b, inputs.vectors, bank_switch));
   const uint64_t rounds = uint64_t(inputs.vectors) * uint64_t(outputs) * uint64_t(conversions);
   conversions_ += rounds;
   macs_ += rounds * uint64_t(rows);
@@ -200,7 +236,7 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
 }
 
 absl::StatusOr<runtime::Counters> SimBackend::ReadCounters() {
-  return runtime::Counters{
+  runtime::Counters counters{
       {"xbar.macs", double(macs_)},
       {"adc.conversions", double(conversions_)},
       {"adc.saturations", double(saturations_)},
@@ -209,13 +245,69 @@ absl::StatusOr<runtime::Counters> SimBackend::ReadCounters() {
       {"tiles.run", double(tiles_run_)},
       {"vectors.run", double(vectors_run_)},
   };
+  cost_.AddTo(&counters);
+  return counters;
+}
+
+absl::StatusOr<const ColumnCurve*> SimBackend::Curve(int macro, int column, int bits) {
+  const auto key = std::make_tuple(macro, column, bits);
+  auto it = curves_.find(key);
+  if (it == curves_.end()) {
+    absl::StatusOr<ColumnCurve> curve = adc_.Curve(macro, column, bits);
+    if (!curve.ok()) return curve.status();
+    it = curves_.emplace(key, *std::move(curve)).first;
+  }
+  return &it->second;
+}
+
+absl::Status SimBackend::LoadLayer(const runtime::LayerMapping& layer) {
+  layers_.erase(layer.name);
+  if (absl::Status s = Backend::LoadLayer(layer); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<FusedLayer>> fused = FusedLayer::Create(layer, &adc_, params_.kernel);
+  if (!fused.ok()) return fused.status();
+  layers_[layer.name] = LoadedLayer{&layer, *std::move(fused)};
+  return absl::OkStatus();
+}
+
+bool SimBackend::LayerResident(const runtime::LayerMapping& layer) const {
+  for (const runtime::TileSpec& t : layer.tiles) {
+    auto it = tiles_.find(t.id);
+    if (it == tiles_.end() || !it->second.adc || it->second.adc->adc_bits != layer.adc_bits ||
+        it->second.adc->adc_step != layer.adc_step) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status SimBackend::RunLayer(const runtime::LayerMapping& layer, const runtime::InputBatch& inputs,
+                                  absl::Span<int32_t> sums) {
+  auto it = layers_.find(layer.name);
+  if (it == layers_.end() || it->second.mapping != &layer || layer.tiles.empty() || !LayerResident(layer)) {
+    return Backend::RunLayer(layer, inputs, sums);
+  }
+  if (inputs.input_bits != layer.input_bits) {
+    return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': input batch has ", inputs.input_bits,
+                                                   "-bit codes, layer expects ", layer.input_bits));
+  }
+  KernelStats stats;
+  if (absl::Status s = it->second.fused->Run(inputs, sums, &stats); !s.ok()) return s;
+  // The same device counters as the tile-by-tile path.
+  macs_ += uint64_t(stats.macs);
+  conversions_ += uint64_t(stats.conversions);
+  saturations_ += uint64_t(stats.saturations);
+  tiles_run_ += layer.tiles.size();
+  vectors_run_ += uint64_t(inputs.vectors) * layer.tiles.size();
+  cost_.Add(timing_.RunLayer(layer, inputs.vectors, &active_bank_));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<runtime::Backend>> OpenSimBackend(const runtime::DeviceUri& uri,
                                                                  const runtime::OpenOptions& options) {
   SimParams params;
   if (!uri.profile_path.empty() || !options.target) {
-    const std::string path = uri.profile_path.empty() ? runtime::DefaultChipFilePath() : uri.profile_path;
+    const std::string path =
+        uri.profile_path.empty() ? runtime::DefaultChipFilePath() : ResolveProfilePath(uri.profile_path);
     absl::StatusOr<proto::ChipFile> file = runtime::ReadChipFile(path);
     if (!file.ok()) return file.status();
     absl::StatusOr<runtime::ChipSpec> spec = runtime::ChipSpecFromProto(file->spec());
@@ -224,11 +316,9 @@ absl::StatusOr<std::unique_ptr<runtime::Backend>> OpenSimBackend(const runtime::
     const proto::NonIdealityProfile& profile = file->profile();
     params.profile_name = profile.name().empty() ? "ideal" : profile.name();
     params.seed = profile.seed();
-    if (profile.gain_sigma() != 0 || profile.offset_sigma_lsb() != 0 || profile.inl_bow_lsb() != 0 ||
-        profile.dnl_sigma_lsb() != 0 || profile.noise_sigma_lsb() != 0 || profile.columns_size() != 0) {
-      return absl::UnimplementedError(absl::StrCat(
-          path, ": profile '", params.profile_name, "' has non-ideal ADC parameters; this simulator build models only the ideal ADC"));
-    }
+    absl::StatusOr<NonIdealityParams> adc = ProfileFromProto(profile, params.spec, path);
+    if (!adc.ok()) return adc.status();
+    params.profile = *std::move(adc);
   } else {
     params.spec = *options.target;
   }

@@ -216,22 +216,28 @@ TEST(SimBackend, FactoryUsesTargetOrChipFile) {
   EXPECT_EQ((*b)->info().spec.name, "pim-proto-65nm");
 }
 
-TEST(SimBackend, FactoryRefusesNonIdealProfileItCannotModel) {
-  const std::string path = ::testing::TempDir() + "/noisy.textproto";
-  {
+TEST(SimBackend, FactoryAppliesNonIdealProfileAndRejectsBadOnes) {
+  auto write_profile = [](const std::string& name, const std::string& fields) {
+    const std::string path = ::testing::TempDir() + "/" + name + ".textproto";
     std::ifstream in(runtime::DefaultChipFilePath());
     std::stringstream text;
     text << in.rdbuf();
     std::string s = text.str();
-    s.replace(s.find("name: \"ideal\""), 13, "name: \"noisy\" noise_sigma_lsb: 0.3");
+    s.replace(s.find("name: \"ideal\""), 13, "name: \"" + name + "\" " + fields);
     std::ofstream(path) << s;
-  }
+    return path;
+  };
   runtime::DeviceUri uri;
   uri.scheme = "sim";
-  uri.profile_path = path;
+  uri.profile_path = write_profile("noisy", "noise_sigma_lsb: 0.3");
   absl::StatusOr<std::unique_ptr<runtime::Backend>> b = OpenSimBackend(uri, {});
-  EXPECT_EQ(b.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(b.status().message()), HasSubstr("profile 'noisy' has non-ideal ADC parameters"));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_THAT((*b)->info().firmware_version, HasSubstr("non-ideal (profile noisy"));
+  uri.profile_path = write_profile("bad", "noise_sigma_lsb: -1");
+  b = OpenSimBackend(uri, {});
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(b.status().message()),
+              HasSubstr("profile field 'noise_sigma_lsb' is -1, must be in [0, 16]"));
   uri.profile_path = "/nonexistent/chip.textproto";
   EXPECT_EQ(OpenSimBackend(uri, {}).status().code(), absl::StatusCode::kNotFound);
 }
