@@ -1,0 +1,84 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "pim/drivers/device_engine.h"
+#include "pim/drivers/fault_injector.h"
+
+namespace pim::emu {
+
+// How the emulated wire behaves: a rate and a one-way latency, per direction or shared.
+struct WireModel {
+  double bandwidth_bps = 0;                        // bits per second; 0: unlimited
+  absl::Duration latency = absl::ZeroDuration();   // one way
+  bool half_duplex = false;  // both directions share one medium (USB full speed), else two
+};
+
+struct VirtualDeviceOptions {
+  WireModel wire;
+  drivers::FaultRates to_device;    // applied to frames from the host
+  drivers::FaultRates from_device;  // applied to frames to the host
+  uint64_t fault_seed = 1;
+};
+
+struct VirtualDeviceStats {
+  uint64_t resets = 0;
+  uint64_t bytes_to_device = 0;
+  uint64_t bytes_to_host = 0;
+};
+
+// The virtual chip as seen from the wire: a DeviceEngine (the protocol and the chip behind it)
+// plus a wire model (bandwidth, latency) and seeded fault injection in both directions,
+// including device resets. Driven by the caller's clock and I/O (pim-emu's event loop, or the
+// umockdev USB test device): feed what the host sent with Receive, call Advance at NextEvent()
+// and send what it returns. Not thread-safe.
+class VirtualDevice {
+ public:
+  VirtualDevice(std::unique_ptr<drivers::DeviceEngine> engine, const VirtualDeviceOptions& options);
+
+  // Powers the device on (its first RESET_NOTICE goes out through the wire model).
+  absl::Status Boot(absl::Time now);
+
+  // Bytes that left the host at `now`.
+  void Receive(absl::Span<const uint8_t> bytes, absl::Time now);
+
+  // Runs everything due at or before `now`; appends the bytes that reach the host by then.
+  absl::Status Advance(absl::Time now, std::vector<uint8_t>* to_host);
+
+  // When Advance next has something to do (InfiniteFuture when idle).
+  absl::Time NextEvent() const;
+
+  const VirtualDeviceStats& stats() const { return stats_; }
+  const drivers::DeviceEngine& engine() const { return *engine_; }
+  const drivers::FaultCounts& to_device_faults() const { return in_faults_.counts(); }
+  const drivers::FaultCounts& from_device_faults() const { return out_faults_.counts(); }
+
+ private:
+  struct Event {
+    absl::Time at;
+    std::vector<uint8_t> bytes;
+    bool reset = false;
+  };
+  // When `bytes` sent at `t` arrive at the other end.
+  absl::Time Schedule(size_t bytes, absl::Time t, bool to_device);
+  void Emit(std::vector<uint8_t> bytes, absl::Time now);
+  absl::Status Reset(absl::Time now);
+
+  std::unique_ptr<drivers::DeviceEngine> engine_;
+  VirtualDeviceOptions options_;
+  drivers::FaultInjector in_faults_;
+  drivers::FaultInjector out_faults_;
+  std::deque<Event> inbound_;
+  std::deque<Event> outbound_;
+  absl::Time free_[2] = {absl::InfinitePast(), absl::InfinitePast()};  // medium busy until
+  absl::Time hold_[2] = {absl::InfinitePast(), absl::InfinitePast()};  // stalled until
+  VirtualDeviceStats stats_;
+};
+
+}  // namespace pim::emu
