@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "pim/proto/chip.pb.h"
@@ -11,6 +12,29 @@
 
 namespace pim::sim {
 namespace {
+
+// True when the tiles hold every (row group, output) of the layer exactly once, each tile
+// exactly one row group's rows. Only then is the layer's result the fused kernel's result; a
+// partial mapping (one load phase of a layer split over several) runs tile by tile.
+bool TilesCoverLayerOnce(const runtime::LayerMapping& layer) {
+  if (layer.rows < 1 || layer.out_channels < 1 || layer.reduction < 1) return false;
+  const int groups = (layer.reduction + layer.rows - 1) / layer.rows;
+  std::vector<uint8_t> hits(size_t(groups) * size_t(layer.out_channels), 0);
+  for (const runtime::TileSpec& t : layer.tiles) {
+    if (t.row_group < 0 || t.row_group >= groups || t.k_begin != t.row_group * layer.rows ||
+        t.k_end != std::min(layer.reduction, (t.row_group + 1) * layer.rows) || t.out_begin < 0 ||
+        t.out_end > layer.out_channels || t.out_begin >= t.out_end) {
+      return false;
+    }
+    for (int o = t.out_begin; o < t.out_end; ++o) {
+      if (hits[size_t(t.row_group) * layer.out_channels + o]++ != 0) return false;
+    }
+  }
+  for (uint8_t h : hits) {
+    if (h != 1) return false;
+  }
+  return true;
+}
 
 int MaxInputBits(const runtime::ChipSpec& spec, runtime::Scheme scheme) {
   return scheme == runtime::Scheme::kBitSerial ? spec.max_bit_serial_input_bits : spec.max_input_bits;
@@ -263,6 +287,7 @@ absl::StatusOr<const ColumnCurve*> SimBackend::Curve(int macro, int column, int 
 absl::Status SimBackend::LoadLayer(const runtime::LayerMapping& layer) {
   layers_.erase(layer.name);
   if (absl::Status s = Backend::LoadLayer(layer); !s.ok()) return s;
+  if (!TilesCoverLayerOnce(layer)) return absl::OkStatus();
   absl::StatusOr<std::unique_ptr<FusedLayer>> fused = FusedLayer::Create(layer, &adc_, params_.kernel);
   if (!fused.ok()) return fused.status();
   layers_[layer.name] = LoadedLayer{&layer, *std::move(fused)};

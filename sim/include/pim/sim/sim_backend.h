@@ -34,8 +34,9 @@ struct SimParams {
 // (seed, tile, column, plane, sample), so results do not depend on batching or threads).
 // RunTile is the obvious reference; RunLayer runs a loaded layer through the fused kernel
 // (fused_kernel.h) and gives the same sums and the same ADC counters as the default RunLayer
-// over RunTile. A layer whose tiles were overwritten or reconfigured since LoadLayer falls back
-// to the default path (which then fails like the device would).
+// over RunTile. A layer whose tiles were overwritten or reconfigured since LoadLayer, or whose
+// mapping holds only part of the layer (one load phase), runs on the default path (which then
+// computes that part, or fails like the device would).
 //
 // Storage follows the hardware: writing a tile overwrites any tile that shared one of its cells
 // in the same macro and bank (the old tile's id becomes unknown). Every command is validated
