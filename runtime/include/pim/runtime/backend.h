@@ -40,6 +40,11 @@ struct TileSpec {
 
 // Everything a backend needs to hold and run one PIM matrix layer. Owned by the executor;
 // backends may keep a pointer to it between LoadLayer and the last RunLayer of a phase.
+//
+// `tiles` may be a subset of the layer's tiles: a layer whose tiles sit in several load phases
+// is run as one LayerMapping per phase (same name, weight_codes of the whole layer, only that
+// phase's tiles), and the executor adds the partial sums. RunLayer then returns S over those
+// tiles only (outputs no tile covers get 0).
 struct LayerMapping {
   std::string name;
   int out_channels = 0;  // O
