@@ -56,11 +56,13 @@ class OpNet(nn.Module):
     def qlayers(self):
         return [(name, self.mods[name]) for kind, name, _ in self.ops if kind in ("conv", "fc")]
 
-    def set_pim(self, scheme=None, adc_bits=7, rows=64, rescale=True):
+    def set_pim(self, scheme=None, adc_bits=7, rows=64, rescale=True, delta_mode="learned"):
         """scheme None: conventional QAT (no PIM quantization in training)."""
         cfg = PimConfig(scheme, adc_bits, rows) if scheme else None
         for _, layer in self.qlayers():
             layer.set_pim(cfg, rescale)
+            layer.delta_mode = delta_mode
+            layer.in_bits = self.a_bits
 
     def deploy_adc_bits(self, bits):
         for _, layer in self.qlayers():

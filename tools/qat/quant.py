@@ -128,6 +128,11 @@ class QLayer(nn.Module):
         self.pim = None
         self.rescale = True
         self.adc_step = nn.Parameter(torch.tensor(1.0))
+        # "learned" (LSQ, the default) or "full-range" (derived from the current weights each
+        # step by the rule of convention 3.2, as a chip with a fixed ADC range would; used by
+        # the rescaling ablation). in_bits: b_a of the input, for the full-range rule.
+        self.delta_mode = "learned"
+        self.in_bits = 4
         self.register_buffer("adc_initialized", torch.tensor(False))
         self.last_ratio = float("nan")  # std(Y_pim)/std(Y_ideal) of the last training batch
 
@@ -204,8 +209,8 @@ class QLayer(nn.Module):
         """Delta minimizing the ADC's mean squared error on the first batch (grid search)."""
         with torch.no_grad():
             p = torch.cat([x.reshape(-1) for x in parts])
-            if p.numel() > 2_000_000:
-                p = p[torch.randperm(p.numel(), generator=torch.Generator().manual_seed(0))[:2_000_000]]
+            if p.numel() > 262_144:
+                p = p[torch.randperm(p.numel(), generator=torch.Generator().manual_seed(0))[:262_144]]
             top = p.abs().max().item()
             best, best_err = 1.0, float("inf")
             if top > 0:
@@ -239,11 +244,27 @@ class QLayer(nn.Module):
         p = p + (torch.round(p) - p).detach()
         return p.reshape(p.shape[0], g, w.shape[0], *p.shape[2:])
 
+    def full_range_step(self, q):
+        """Convention 3.2 on weight codes q [O, K]."""
+        cfg = self.pim
+        r = cfg.rows
+        k = q.shape[1]
+        g = (k + r - 1) // r
+        qg = F.pad(q.detach(), (0, g * r - k)).reshape(q.shape[0], g, r)
+        p_max = torch.maximum(F.relu(qg).sum(2).max(), F.relu(-qg).sum(2).max()).item()
+        p_max *= 1 if cfg.scheme == "bit_serial" else 2 ** self.in_bits - 1
+        code_max = 2 ** cfg.adc_bits - 1 if cfg.scheme == "differential" else 2 ** (cfg.adc_bits - 1) - 1
+        return p_max / code_max if p_max > 0 else 1.0
+
     def pim_accumulate(self, X, q):
         """S ([N, O, Ho, Wo] or [N, O], exact integers) by the layer's PIM scheme, and Delta."""
         cfg = self.pim
         n = X.shape[0]
         lo, hi = adc_range(cfg.scheme, cfg.adc_bits)
+        if self.delta_mode == "full-range":
+            with torch.no_grad():
+                self.adc_step.fill_(self.full_range_step(q))
+                self.adc_initialized.fill_(True)
         if cfg.scheme == "native":
             parts = [self._grouped(X, q)]
         elif cfg.scheme == "differential":

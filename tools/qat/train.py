@@ -39,7 +39,8 @@ def log(fh, msg):
 def make_model(cfg):
     model = nets.build(cfg["arch"], cfg.get("a_bits", 4), cfg.get("w_bits", 4))
     if cfg.get("scheme"):
-        model.set_pim(cfg["scheme"], cfg["train_adc_bits"], cfg["rows"], cfg.get("rescale", True))
+        model.set_pim(cfg["scheme"], cfg["train_adc_bits"], cfg["rows"], cfg.get("rescale", True),
+                      cfg.get("delta_mode", "learned"))
     return model
 
 
@@ -72,6 +73,8 @@ def main(argv=None):
                     help="ADC bits used in training (adjusted precision; default --adc-bits)")
     ap.add_argument("--rows", type=int, default=64)
     ap.add_argument("--no-rescale", action="store_true", help="disable backward rescaling")
+    ap.add_argument("--delta-mode", default="learned", choices=["learned", "full-range"],
+                    help="ADC step: learned (LSQ) or derived each step by the full-range rule")
     ap.add_argument("--epochs", type=float, default=4.0)
     ap.add_argument("--lr", type=float, default=None,
                     help="Adam learning rate (default 2e-3 from scratch, 5e-4 with --init)")
@@ -104,6 +107,7 @@ def main(argv=None):
     train_bits = args.train_adc_bits or args.adc_bits
     cfg = {"arch": args.arch, "scheme": args.scheme, "adc_bits": args.adc_bits,
            "train_adc_bits": train_bits, "rows": args.rows, "rescale": not args.no_rescale,
+           "delta_mode": args.delta_mode,
            "a_bits": 4, "w_bits": 4, "seed": args.seed,
            "training": "pim-qat" if args.scheme else "conventional-qat", "command": cmd}
     model = make_model(cfg)
