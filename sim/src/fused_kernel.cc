@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "check.h"
@@ -248,25 +249,19 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
   if (M == 0) return absl::OkStatus();
   if (in.codes == nullptr) return absl::InvalidArgumentError(absl::StrCat("layer '", L.name, "': no input codes"));
 
-  // Validate the inputs once (the SIMD bounds depend on them).
+  // Validate the inputs once (the SIMD exactness bounds depend on them); a plain max reduction
+  // the compiler vectorizes, split over the threads.
   const int limit = (1 << L.input_bits) - 1;
-  const size_t total = size_t(M) * K;
-  int bad_index = -1;
-  {
-    uint8_t max_code = 0;
-    for (size_t i = 0; i < total; ++i) max_code = std::max(max_code, in.codes[i]);
-    if (max_code > limit) {
-      for (size_t i = 0; i < total; ++i) {
-        if (in.codes[i] > limit) {
-          bad_index = int(i);
-          break;
-        }
-      }
-      return absl::InvalidArgumentError(absl::StrCat(
-          "layer '", L.name, "': input code ", int(in.codes[bad_index]), " of sample ",
-          in.first_sample + bad_index / K, " at k=", bad_index % K, " exceeds ", limit, " (",
-          L.input_bits, "-bit inputs)"));
-    }
+  const int64_t total = int64_t(M) * K;
+  unsigned max_code = 0;
+#pragma omp parallel for schedule(static) num_threads(L.threads) reduction(max : max_code)
+  for (int64_t i = 0; i < total; ++i) max_code = std::max<unsigned>(max_code, in.codes[i]);
+  if (int(max_code) > limit) {
+    int64_t bad = 0;
+    while (in.codes[bad] <= limit) ++bad;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layer '", L.name, "': input code ", int(in.codes[bad]), " of sample ", in.first_sample + bad / K,
+        " at k=", bad % K, " exceeds ", limit, " (", L.input_bits, "-bit inputs)"));
   }
 
   int64_t saturations = 0;
@@ -286,25 +281,37 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
     const int P = L.planes, G = L.groups, Rp = L.padded_rows, R = L.rows;
     const size_t row_bytes = size_t(G) * Rp;
     const int V = M * P;
-    std::unique_ptr<uint8_t[]> xp(new uint8_t[size_t(V) * row_bytes]);
+    // The kernel reads the inputs in place when its layout is already theirs (whole groups of a
+    // multiple of 4 rows, no planes); otherwise it repacks them.
+    const bool in_place = P == 1 && Rp == R && size_t(K) == row_bytes;
+    // Scratch reused across calls of this thread: fresh pages for every call cost more than the
+    // repacking itself (page faults of a multi-megabyte buffer).
+    thread_local std::vector<uint8_t> scratch;
+    if (!in_place && scratch.size() < size_t(V) * row_bytes) {
+      scratch = std::vector<uint8_t>();
+      scratch.resize(size_t(V) * row_bytes);
+    }
+    uint8_t* const xp = in_place ? nullptr : scratch.data();
+    if (!in_place) {
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int m = 0; m < M; ++m) {
-      const uint8_t* x = in.codes + size_t(m) * K;
-      for (int j = 0; j < P; ++j) {
-        uint8_t* dst = xp.get() + (size_t(m) * P + j) * row_bytes;
-        for (int g = 0; g < G; ++g) {
-          const int k0 = g * R, n = std::min(R, K - k0);
-          uint8_t* d = dst + size_t(g) * Rp;
-          if (L.scheme == Scheme::kBitSerial) {
-            for (int r = 0; r < n; ++r) d[r] = (x[k0 + r] >> j) & 1;
-          } else {
-            std::copy(x + k0, x + k0 + n, d);
+      for (int m = 0; m < M; ++m) {
+        const uint8_t* x = in.codes + size_t(m) * K;
+        for (int j = 0; j < P; ++j) {
+          uint8_t* dst = xp + (size_t(m) * P + j) * row_bytes;
+          for (int g = 0; g < G; ++g) {
+            const int k0 = g * R, n = std::min(R, K - k0);
+            uint8_t* d = dst + size_t(g) * Rp;
+            if (L.scheme == Scheme::kBitSerial) {
+              for (int r = 0; r < n; ++r) d[r] = (x[k0 + r] >> j) & 1;
+            } else {
+              std::copy(x + k0, x + k0 + n, d);
+            }
+            std::fill(d + n, d + Rp, uint8_t{0});
           }
-          std::fill(d + n, d + Rp, uint8_t{0});
         }
       }
     }
-    KernelCall call{&L, xp.get(), in.first_sample, sums.data()};
+    KernelCall call{&L, in_place ? in.codes : xp, in.first_sample, sums.data()};
     // Output tiles: chunks of virtual rows by groups of output blocks. Each tile is computed by
     // one thread from start to end, so the schedule cannot change any result.
     const int chunk_rows = std::max(P, (64 / P) * P);
@@ -335,15 +342,6 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
     stats->macs += int64_t(M) * O * K * L.conv_columns * L.planes;
   }
   return absl::OkStatus();
-}
-
-void IdealCodesExact(const FusedLayer::Packed& L, const int32_t* p, int n, int32_t* codes,
-                     int64_t* saturations) {
-  for (int i = 0; i < n; ++i) {
-    bool sat = false;
-    codes[i] = IdealAdcCode(p[i], L.step, L.range, &sat);
-    *saturations += sat;
-  }
 }
 
 // The portable reference: DESIGN 3.3 written out, one conversion at a time.

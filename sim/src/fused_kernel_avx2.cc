@@ -1,6 +1,7 @@
 // AVX2 variant of the fused kernel: vpmaddubsw (u8 x s8 -> pairs in int16), int16 accumulation
 // for as many steps as the layer's exactness bound allows, vpmaddwd to widen, ADC in float with an
-// exact tie test (slow path: the double rule), running sums in registers across row groups.
+// exact tie test (near a tie: the double rule, vectorized), running sums in registers across
+// row groups.
 //
 // Compiled with the baseline flags; only the functions below carry target("avx2,fma"), so no
 // AVX2 instruction can leak into code shared with other translation units (inline functions of
@@ -29,6 +30,7 @@ constexpr float kTieBand = 1.0f / 512.0f;
 
 struct AdcConsts {
   __m256 inv, lo_m1, hi_p1, lo, hi, tie, absmask;
+  __m256d step_d, lo_d, hi_d;
 };
 
 PIM_AVX2_INLINE AdcConsts MakeAdcConsts(const Packed& L) {
@@ -40,23 +42,34 @@ PIM_AVX2_INLINE AdcConsts MakeAdcConsts(const Packed& L) {
   k.hi = _mm256_set1_ps(float(L.range.hi));
   k.tie = _mm256_set1_ps(0.5f - kTieBand);
   k.absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  k.step_d = _mm256_set1_pd(L.step);
+  k.lo_d = _mm256_set1_pd(L.range.lo);
+  k.hi_d = _mm256_set1_pd(L.range.hi);
   return k;
 }
 
+// The normative rule on 4 lanes: one IEEE double division (correctly rounded, as in scalar
+// code), round half to even, clamp. Counts saturations into *sat.
+PIM_AVX2_INLINE __m128i ExactAdc4(__m128i p, const AdcConsts& k, int64_t* sat) {
+  const __m256d q = _mm256_round_pd(_mm256_div_pd(_mm256_cvtepi32_pd(p), k.step_d),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256d off = _mm256_or_pd(_mm256_cmp_pd(q, k.lo_d, _CMP_LT_OQ), _mm256_cmp_pd(q, k.hi_d, _CMP_GT_OQ));
+  *sat += __builtin_popcount(unsigned(_mm256_movemask_pd(off)));
+  return _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(q, k.lo_d), k.hi_d));
+}
+
 // Ideal codes of 8 partial sums. Saturations are counted in `satacc` (+1 per saturated lane) or,
-// on the slow path, in `sat_slow`.
-PIM_AVX2_INLINE __m256i IdealAdc(const Packed& L, const AdcConsts& k, __m256i p, __m256i& satacc,
-                                 int64_t* sat_slow) {
+// on the exact path, in `sat_exact`. No function call on any path, so the running sums of the
+// caller stay in registers.
+PIM_AVX2_INLINE __m256i IdealAdc(const AdcConsts& k, __m256i p, __m256i& satacc, int64_t* sat_exact) {
   __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(p), k.inv);
   a = _mm256_min_ps(_mm256_max_ps(a, k.lo_m1), k.hi_p1);
   __m256 r = _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m256 d = _mm256_and_ps(_mm256_sub_ps(a, r), k.absmask);
   if (__builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(d, k.tie, _CMP_GT_OQ)) != 0, 0)) {
-    alignas(32) int32_t pv[8];
-    alignas(32) int32_t cv[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(pv), p);
-    IdealCodesExact(L, pv, 8, cv, sat_slow);
-    return _mm256_load_si256(reinterpret_cast<const __m256i*>(cv));
+    const __m128i lo = ExactAdc4(_mm256_castsi256_si128(p), k, sat_exact);
+    const __m128i hi = ExactAdc4(_mm256_extracti128_si256(p, 1), k, sat_exact);
+    return _mm256_set_m128i(hi, lo);
   }
   const __m256 sat = _mm256_or_ps(_mm256_cmp_ps(r, k.lo, _CMP_LT_OQ), _mm256_cmp_ps(r, k.hi, _CMP_GT_OQ));
   satacc = _mm256_sub_epi32(satacc, _mm256_castps_si256(sat));
@@ -130,8 +143,8 @@ PIM_AVX2 void TileImpl(const KernelCall& call, int v0, int b, int64_t* sat) {
     }
     for (int m = 0; m < MB; ++m) {
       if constexpr (kIdeal) {
-        S[m] = _mm256_add_epi32(S[m], IdealAdc(L, k, Pp[m], satacc, sat));
-        if constexpr (kDiff) S[m] = _mm256_sub_epi32(S[m], IdealAdc(L, k, Pn[m], satacc, sat));
+        S[m] = _mm256_add_epi32(S[m], IdealAdc(k, Pp[m], satacc, sat));
+        if constexpr (kDiff) S[m] = _mm256_sub_epi32(S[m], IdealAdc(k, Pn[m], satacc, sat));
       } else {
         const int v = v0 + m;
         const uint64_t sample = call.first_sample + uint64_t(v / P);

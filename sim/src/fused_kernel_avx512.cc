@@ -34,6 +34,7 @@ constexpr float kTieBand = 1.0f / 512.0f;  // see fused_kernel_avx2.cc
 
 struct AdcConsts {
   __m512 inv, lo_m1, hi_p1, lo, hi, tie;
+  __m512d step_d, lo_d, hi_d;
 };
 
 PIM_AVX512_INLINE AdcConsts MakeAdcConsts(const Packed& L) {
@@ -44,20 +45,30 @@ PIM_AVX512_INLINE AdcConsts MakeAdcConsts(const Packed& L) {
   k.lo = _mm512_set1_ps(float(L.range.lo));
   k.hi = _mm512_set1_ps(float(L.range.hi));
   k.tie = _mm512_set1_ps(0.5f - kTieBand);
+  k.step_d = _mm512_set1_pd(L.step);
+  k.lo_d = _mm512_set1_pd(L.range.lo);
+  k.hi_d = _mm512_set1_pd(L.range.hi);
   return k;
 }
 
-PIM_AVX512_INLINE __m512i IdealAdc(const Packed& L, const AdcConsts& k, __m512i p, int64_t* sat) {
+// The normative rule on 8 lanes (one double division, rne, clamp), see fused_kernel_avx2.cc.
+PIM_AVX512_INLINE __m256i ExactAdc8(__m256i p, const AdcConsts& k, int64_t* sat) {
+  const __m512d q = _mm512_roundscale_pd(_mm512_div_pd(_mm512_cvtepi32_pd(p), k.step_d),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __mmask8 off = _mm512_cmp_pd_mask(q, k.lo_d, _CMP_LT_OQ) | _mm512_cmp_pd_mask(q, k.hi_d, _CMP_GT_OQ);
+  *sat += __builtin_popcount(unsigned(off));
+  return _mm512_cvtpd_epi32(_mm512_min_pd(_mm512_max_pd(q, k.lo_d), k.hi_d));
+}
+
+PIM_AVX512_INLINE __m512i IdealAdc(const AdcConsts& k, __m512i p, int64_t* sat) {
   __m512 a = _mm512_mul_ps(_mm512_cvtepi32_ps(p), k.inv);
   a = _mm512_min_ps(_mm512_max_ps(a, k.lo_m1), k.hi_p1);
   __m512 r = _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 d = _mm512_abs_ps(_mm512_sub_ps(a, r));
   if (__builtin_expect(_mm512_cmp_ps_mask(d, k.tie, _CMP_GT_OQ) != 0, 0)) {
-    alignas(64) int32_t pv[16];
-    alignas(64) int32_t cv[16];
-    _mm512_store_si512(pv, p);
-    IdealCodesExact(L, pv, 16, cv, sat);
-    return _mm512_load_si512(cv);
+    const __m256i lo = ExactAdc8(_mm512_castsi512_si256(p), k, sat);
+    const __m256i hi = ExactAdc8(_mm512_extracti64x4_epi64(p, 1), k, sat);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
   }
   const __mmask16 s = _mm512_cmp_ps_mask(r, k.lo, _CMP_LT_OQ) | _mm512_cmp_ps_mask(r, k.hi, _CMP_GT_OQ);
   *sat += __builtin_popcount(unsigned(s));
@@ -109,8 +120,8 @@ PIM_AVX512 void TileImpl(const KernelCall& call, int v0, int b, int64_t* sat) {
     }
     for (int m = 0; m < MB; ++m) {
       if constexpr (kIdeal) {
-        S[m] = _mm512_add_epi32(S[m], IdealAdc(L, k, Pp[m], sat));
-        if constexpr (kDiff) S[m] = _mm512_sub_epi32(S[m], IdealAdc(L, k, Pn[m], sat));
+        S[m] = _mm512_add_epi32(S[m], IdealAdc(k, Pp[m], sat));
+        if constexpr (kDiff) S[m] = _mm512_sub_epi32(S[m], IdealAdc(k, Pn[m], sat));
       } else {
         const int v = v0 + m;
         const uint64_t sample = call.first_sample + uint64_t(v / P);

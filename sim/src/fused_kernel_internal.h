@@ -128,10 +128,6 @@ struct BlockDriver {
   }
 };
 
-// Exact slow path for lanes whose float estimate fell within a hair of a rounding tie.
-void IdealCodesExact(const FusedLayer::Packed& L, const int32_t* p, int n, int32_t* codes,
-                     int64_t* saturations);
-
 }  // namespace pim::sim
 
 #include "pim/sim/noise.h"
