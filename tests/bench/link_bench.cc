@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   using namespace pim;
   double bandwidth = 12e6, latency_ms = 1;
   bool half_duplex = true;
+  bool profile = false;
   int samples = 1024, batch = 256, window = 8, max_frame = 16384;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
     if (a == "--bandwidth-bps") bandwidth = std::atof(next());
     else if (a == "--latency-ms") latency_ms = std::atof(next());
     else if (a == "--full-duplex") half_duplex = false;
+    else if (a == "--profile") profile = true;
     else if (a == "--samples") samples = std::atoi(next());
     else if (a == "--batch") batch = std::atoi(next());
     else if (a == "--window") window = std::atoi(next());
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = double((i * 7919) % 256) / 255.0;
   runtime::ExecutorOptions eo;
   eo.batch_size = batch;
+  eo.profile = profile;
   auto ex = runtime::Executor::Create(program, device->get(), eo);
   if (!ex.ok()) return std::fprintf(stderr, "%s\n", ex.status().ToString().c_str()), 1;
 
@@ -94,5 +97,11 @@ int main(int argc, char** argv) {
               half_duplex ? "" : " (both directions summed over one direction's rate)");
   std::printf("protocol byte overhead: %.2f%% of wire bytes (framing alone: %.2f%%)\n",
               100.0 * (wire - payload) / wire, 100.0 * (wire - messages) / wire);
+  if (profile) {
+    for (const runtime::StepProfile& p : result->profile) {
+      std::printf("  %-16s %-8s calls %3lld  host %.3f s\n", p.name.c_str(), p.kind.c_str(), (long long)p.calls,
+                  p.host_seconds);
+    }
+  }
   return 0;
 }

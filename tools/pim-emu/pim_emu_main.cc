@@ -172,14 +172,21 @@ int Run(const Options& o) {
   vo.to_device = *in;
   vo.from_device = *out;
 
-  emu::VirtualDevice device(std::make_unique<drivers::DeviceEngine>(factory, id, o.seed.value_or(0)), vo);
-  if (absl::Status s = device.Boot(absl::Now()); !s.ok()) return Fail(s);
-
   try {
+    // Declared before the device: the device's worker thread posts into it until joined.
     asio::io_context io;
+    Server* server_ptr = nullptr;
+    vo.wake = [&io, &server_ptr] {
+      asio::post(io, [&server_ptr] {
+        if (server_ptr) server_ptr->Pump();
+      });
+    };
+    emu::VirtualDevice device(std::make_unique<drivers::DeviceEngine>(factory, id, o.seed.value_or(0)), vo);
+    if (absl::Status s = device.Boot(absl::Now()); !s.ok()) return Fail(s);
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code, int) { io.stop(); });
     Server server(io, device);
+    server_ptr = &server;
 
     std::optional<asio::posix::stream_descriptor> pty;
     int slave = -1;

@@ -9,7 +9,49 @@ VirtualDevice::VirtualDevice(std::unique_ptr<drivers::DeviceEngine> engine, cons
     : engine_(std::move(engine)),
       options_(options),
       in_faults_(options.to_device, options.fault_seed * 2 + 1),
-      out_faults_(options.from_device, options.fault_seed * 2 + 2) {}
+      out_faults_(options.from_device, options.fault_seed * 2 + 2) {
+  if (options_.wake) worker_ = std::thread([this] { Worker(); });
+}
+
+VirtualDevice::~VirtualDevice() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+VirtualDevice::Done VirtualDevice::Run(Work work) {
+  Done done;
+  done.reset = work.reset;
+  if (work.reset) {
+    done.status = engine_->Boot(&done.bytes);
+  } else {
+    engine_->OnBytes(work.bytes, &done.bytes);
+  }
+  done.at = absl::Now();
+  return done;
+}
+
+void VirtualDevice::Worker() {
+  while (true) {
+    Work work;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !work_.empty(); });
+      if (stop_) return;
+      work = std::move(work_.front());
+      work_.pop_front();
+    }
+    Done done = Run(std::move(work));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_.push_back(std::move(done));
+    }
+    options_.wake();
+  }
+}
 
 absl::Status VirtualDevice::Boot(absl::Time now) {
   std::vector<uint8_t> out;
@@ -60,10 +102,32 @@ absl::Status VirtualDevice::Reset(absl::Time now) {
   ++stats_.resets;
   // What the device had not yet put on the wire dies with it.
   std::erase_if(outbound_, [&](const Event& e) { return e.at > now; });
-  return Boot(now);
+  if (worker_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      work_.push_back(Work{{}, true});
+    }
+    cv_.notify_all();
+    return absl::OkStatus();
+  }
+  Done done = Run(Work{{}, true});
+  if (!done.status.ok()) return done.status;
+  Emit(std::move(done.bytes), now);
+  return absl::OkStatus();
 }
 
 absl::Status VirtualDevice::Advance(absl::Time now, std::vector<uint8_t>* to_host) {
+  if (worker_.joinable()) {
+    std::deque<Done> done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done.swap(done_);
+    }
+    for (Done& d : done) {
+      if (!d.status.ok()) return d.status;
+      Emit(std::move(d.bytes), d.at);
+    }
+  }
   while (true) {
     const bool in_due = !inbound_.empty() && inbound_.front().at <= now;
     const bool out_due = !outbound_.empty() && outbound_.front().at <= now;
@@ -76,9 +140,16 @@ absl::Status VirtualDevice::Advance(absl::Time now, std::vector<uint8_t>* to_hos
         if (absl::Status s = Reset(e.at); !s.ok()) return s;
         continue;
       }
-      std::vector<uint8_t> out;
-      engine_->OnBytes(e.bytes, &out);
-      if (!out.empty()) Emit(std::move(out), std::max(e.at, now));
+      if (worker_.joinable()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          work_.push_back(Work{std::move(e.bytes), false});
+        }
+        cv_.notify_all();
+        continue;
+      }
+      Done done = Run(Work{std::move(e.bytes), false});
+      if (!done.bytes.empty()) Emit(std::move(done.bytes), done.at);
     } else {
       Event e = std::move(outbound_.front());
       outbound_.pop_front();

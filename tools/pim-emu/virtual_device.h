@@ -1,8 +1,12 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -25,6 +29,11 @@ struct VirtualDeviceOptions {
   drivers::FaultRates to_device;    // applied to frames from the host
   drivers::FaultRates from_device;  // applied to frames to the host
   uint64_t fault_seed = 1;
+  // Run the chip (DeviceEngine) on its own thread, as a real chip computes while its link
+  // moves the next frames. Results come back through Advance; `wake` (called on the worker
+  // thread) tells the caller's loop to call Advance soon. Without it, everything runs inside
+  // Advance on the caller's thread.
+  std::function<void()> wake;
 };
 
 struct VirtualDeviceStats {
@@ -37,10 +46,11 @@ struct VirtualDeviceStats {
 // plus a wire model (bandwidth, latency) and seeded fault injection in both directions,
 // including device resets. Driven by the caller's clock and I/O (pim-emu's event loop, or the
 // umockdev USB test device): feed what the host sent with Receive, call Advance at NextEvent()
-// and send what it returns. Not thread-safe.
+// (and whenever `wake` fires) and send what it returns. Not thread-safe: one caller thread.
 class VirtualDevice {
  public:
   VirtualDevice(std::unique_ptr<drivers::DeviceEngine> engine, const VirtualDeviceOptions& options);
+  ~VirtualDevice();  // stops the worker
 
   // Powers the device on (its first RESET_NOTICE goes out through the wire model).
   absl::Status Boot(absl::Time now);
@@ -55,7 +65,6 @@ class VirtualDevice {
   absl::Time NextEvent() const;
 
   const VirtualDeviceStats& stats() const { return stats_; }
-  const drivers::DeviceEngine& engine() const { return *engine_; }
   const drivers::FaultCounts& to_device_faults() const { return in_faults_.counts(); }
   const drivers::FaultCounts& from_device_faults() const { return out_faults_.counts(); }
 
@@ -69,6 +78,19 @@ class VirtualDevice {
   absl::Time Schedule(size_t bytes, absl::Time t, bool to_device);
   void Emit(std::vector<uint8_t> bytes, absl::Time now);
   absl::Status Reset(absl::Time now);
+  // Work for the chip: bytes to consume, or a power cycle. Runs inline or on the worker.
+  struct Work {
+    std::vector<uint8_t> bytes;
+    bool reset = false;
+  };
+  struct Done {
+    absl::Time at;
+    std::vector<uint8_t> bytes;
+    bool reset = false;
+    absl::Status status;
+  };
+  Done Run(Work work);
+  void Worker();
 
   std::unique_ptr<drivers::DeviceEngine> engine_;
   VirtualDeviceOptions options_;
@@ -79,6 +101,13 @@ class VirtualDevice {
   absl::Time free_[2] = {absl::InfinitePast(), absl::InfinitePast()};  // medium busy until
   absl::Time hold_[2] = {absl::InfinitePast(), absl::InfinitePast()};  // stalled until
   VirtualDeviceStats stats_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Work> work_;
+  std::deque<Done> done_;
+  bool stop_ = false;
+  std::thread worker_;
 };
 
 }  // namespace pim::emu
