@@ -5,15 +5,15 @@ form) writes tests/data/golden/<model>.npz with
     input          the first 64 Fashion-MNIST test images, float32 NCHW in [0, 1]
     logits         float64 [64, 10], the reference's output for all 64 images
     <value name>   every node output as the numpy reference computed it (float64; QuantizeLinear
-                   codes in their uint8 container), for the first FULL images (default 2)
+                   codes in their uint8 container), for the first FULL images (default 1)
     <node>:S       the integer accumulator of each quantized matrix layer (int64), first FULL
     full_images    int64 scalar FULL: how many leading images the per-node tensors cover
 
 Every node output of all 64 images would be ~20 MB per model in float64 (mostly BN and conv
-outputs, incompressible); the first FULL images keep each file near 0.5 MB while every tensor is
+outputs, incompressible); one image keeps each file near 0.5 MB while every tensor is
 still checked bit for bit, and the 64 logits cover the rest.
 
-    /usr/bin/python3 tools/qat/make_golden.py [--images 64] [--full-images 2] [--data-dir DIR]
+    /usr/bin/python3 tools/qat/make_golden.py [--images 64] [--full-images 1] [--data-dir DIR]
 """
 import argparse
 import glob
@@ -44,7 +44,7 @@ def golden_values(model_path, x, full):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--full-images", type=int, default=2)
+    ap.add_argument("--full-images", type=int, default=1)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("models", nargs="*", help="model names (default: all bundled)")
     args = ap.parse_args(argv)
