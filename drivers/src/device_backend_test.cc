@@ -223,7 +223,7 @@ TEST(DeviceBackend, StalledDeviceFailsWithinTheConfiguredTimeout) {
   absl::Status s = rig.backend->RunLayer(layer, runtime::InputBatch{inputs.data(), 4, 64, 4, 0},
                                          absl::MakeSpan(sums));
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(800));
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(250 + 1500));  // timeout plus slack for a loaded box
 }
 
 TEST(DeviceBackend, CountersIncludeTheChipAndTheLink) {

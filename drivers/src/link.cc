@@ -138,9 +138,10 @@ absl::StatusOr<wire::HelloResponse> Link::Open() {
   decoder_.set_max_frame_bytes(frame);
   rto_floor_ = options_.min_rto;
   if (h.limits().link_bytes_per_second() > 0) {
-    // On a slow link a full window takes a while to drain; a timer shorter than that only
-    // produces spurious retransmissions.
-    const double drain_s = 2.0 * double(window) * double(frame) / double(h.limits().link_bytes_per_second());
+    // On a slow link the oldest request may wait behind a full window of requests and of
+    // responses (twice that on a half-duplex medium); a timer shorter than that only produces
+    // spurious retransmissions of large frames.
+    const double drain_s = 4.0 * double(window) * double(frame) / double(h.limits().link_bytes_per_second());
     rto_floor_ = std::max(rto_floor_, absl::Seconds(drain_s));
   }
   base_rto_ = std::clamp(have_rtt_ ? base_rto_ : options_.initial_rto, rto_floor_, MaxRto());

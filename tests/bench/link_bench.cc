@@ -4,6 +4,10 @@
 //
 //   build/bin/pim_link_bench [--bandwidth-bps 12e6] [--latency-ms 1] [--full-duplex]
 //                            [--samples 1024] [--batch 256] [--window 8] [--max-frame 16384]
+//                            [--program model.pimb] [--profile]
+// Without --program the model is runtime::testing::ImageMlp (784-32-10 MLP); with it, any
+// compiled Program (e.g. pimc compile tools/qat/models/fmnist-cnn-qat.onnx) on synthetic
+// inputs of its input shape.
 //
 // Wire model (pim-emu): --half-duplex by default, i.e. both directions share one 12 Mbit/s
 // medium like USB full speed. Payload fraction = payload bytes * 8 / (elapsed s * bandwidth).
@@ -17,6 +21,7 @@
 #include "pim/drivers/device_backend.h"
 #include "pim/drivers/tcp_transport.h"
 #include "pim/runtime/executor.h"
+#include "pim/runtime/program_file.h"
 #include "testing/test_programs.h"
 
 int main(int argc, char** argv) {
@@ -25,6 +30,7 @@ int main(int argc, char** argv) {
   bool half_duplex = true;
   bool profile = false;
   int samples = 1024, batch = 256, window = 8, max_frame = 16384;
+  std::string program_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : "0"; };
@@ -32,6 +38,7 @@ int main(int argc, char** argv) {
     else if (a == "--latency-ms") latency_ms = std::atof(next());
     else if (a == "--full-duplex") half_duplex = false;
     else if (a == "--profile") profile = true;
+    else if (a == "--program") program_path = next();
     else if (a == "--samples") samples = std::atoi(next());
     else if (a == "--batch") batch = std::atoi(next());
     else if (a == "--window") window = std::atoi(next());
@@ -63,8 +70,15 @@ int main(int argc, char** argv) {
   auto device = drivers::DeviceBackend::Open(std::move(*transport), o);
   if (!device.ok()) return std::fprintf(stderr, "%s\n", device.status().ToString().c_str()), 1;
 
-  const proto::Program program = runtime::testing::ImageMlp();
-  runtime::Tensor x({samples, 1, 28, 28});
+  proto::Program program = runtime::testing::ImageMlp();
+  if (!program_path.empty()) {
+    auto p = runtime::ReadProgramFile(program_path);
+    if (!p.ok()) return std::fprintf(stderr, "%s\n", p.status().ToString().c_str()), 1;
+    program = *p;
+  }
+  std::vector<int64_t> shape;
+  for (int64_t d : program.inputs(0).shape()) shape.push_back(d < 0 ? samples : d);
+  runtime::Tensor x(shape);
   for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = double((i * 7919) % 256) / 255.0;
   runtime::ExecutorOptions eo;
   eo.batch_size = batch;
@@ -75,7 +89,7 @@ int main(int argc, char** argv) {
   const drivers::LinkStats before = (*device)->link_stats();
   const uint64_t payload_before = (*device)->tensor_bytes();
   const absl::Time start = absl::Now();
-  auto result = (*ex)->Run({{"input", x}});
+  auto result = (*ex)->Run({{program.inputs(0).name(), x}});
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   if (!result.ok()) return std::fprintf(stderr, "%s\n", result.status().ToString().c_str()), 1;
   const drivers::LinkStats& after = (*device)->link_stats();
@@ -85,9 +99,10 @@ int main(int argc, char** argv) {
                                  before.message_bytes_in);
   // In full duplex each direction has the whole rate, so the busier one is the measure.
   const double capacity = bandwidth / 8 * seconds;
-  std::printf("link: %.0f bit/s, %.1f ms one way, %s duplex; model image_mlp, %d samples, batch %d, window %d, "
+  std::printf("link: %.0f bit/s, %.1f ms one way, %s duplex; model %s, %d samples, batch %d, window %d, "
               "max frame %d\n",
-              bandwidth, latency_ms, half_duplex ? "half" : "full", samples, batch, window, max_frame);
+              bandwidth, latency_ms, half_duplex ? "half" : "full",
+              program_path.empty() ? "image_mlp" : program_path.c_str(), samples, batch, window, max_frame);
   std::printf("elapsed %.3f s, %llu requests, %llu retransmissions\n", seconds,
               (unsigned long long)(after.requests - before.requests),
               (unsigned long long)(after.retransmissions + after.fast_retransmissions - before.retransmissions -

@@ -145,6 +145,34 @@ TEST_F(Hil, PimrunOverAPtyGivesTheSimulatorsLogitsBitForBit) {
   }
 }
 
+// The bundled PIM-QAT model as a user runs it: pimc compiles the ONNX file, pimrun runs the
+// Program on the simulator and on pim-emu over TCP and over a pty.
+TEST_F(Hil, BundledModelCompiledByPimcGivesTheSameLogitsOverEveryLink) {
+  const std::string onnx = std::string(PIM_SOURCE_DIR) + "/tools/qat/models/fmnist-cnn-qat.onnx";
+  const std::string pimb = dir_ + "/fmnist-cnn-qat.pimb";
+  const std::string cmd = std::string(PIM_BINARY_DIR) + "/bin/pimc compile " + onnx + " -o " + pimb + " >" + dir_ +
+                          "/pimc.txt 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << Slurp(dir_ + "/pimc.txt");
+  ASSERT_TRUE(runtime::WriteNpyFloat32(dir_ + "/fmnist_x.npy", Images(48, 28, 28, 9)).ok());
+  auto logits = [&](const std::string& device) {
+    const std::string out = dir_ + "/fmnist_logits.npy";
+    std::filesystem::remove(out);
+    std::string err;
+    EXPECT_EQ(Pimrun(pimb + " --input " + dir_ + "/fmnist_x.npy --batch 16 --device " + device + " --output " + out, &err),
+              0)
+        << device << ": " << err;
+    return Slurp(out);
+  };
+  const std::string sim = logits(std::string("sim:profile=") + kChip + ",seed=" + kSeed);
+  ASSERT_GT(sim.size(), 48u * 10u * 4u);
+  hil::EmuProcess tcp(EmuArgs({"--listen", "127.0.0.1:0"}));
+  ASSERT_FALSE(tcp.address().empty());
+  EXPECT_TRUE(logits(tcp.address()) == sim) << "logits over tcp differ from sim";
+  hil::EmuProcess pty(EmuArgs({"--pty"}));
+  ASSERT_FALSE(pty.address().empty());
+  EXPECT_TRUE(logits("serial:" + pty.address()) == sim) << "logits over the pty differ from sim";
+}
+
 TEST_F(Hil, SeedMatters) {
   // The comparison above means something only if another seed gives other logits.
   const Model m = Models()[0];
@@ -211,7 +239,7 @@ TEST_F(Hil, StalledDeviceGivesAClearErrorWithinTheTimeout) {
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDeadlineExceeded) << got.status();
   EXPECT_NE(got.status().message().find("no answer from the device for"), std::string::npos) << got.status();
   EXPECT_NE(got.status().message().find(emu.address()), std::string::npos) << got.status();
-  EXPECT_LT(took, absl::Milliseconds(1500));
+  EXPECT_LT(took, absl::Milliseconds(500 + 1500));  // the timeout plus slack for a loaded box
 }
 
 TEST_F(Hil, UnpluggedDeviceGivesAClearErrorAtOnce) {
@@ -239,7 +267,7 @@ TEST_F(Hil, UnpluggedDeviceGivesAClearErrorAtOnce) {
     EXPECT_TRUE(got.status().code() == absl::StatusCode::kUnavailable ||
                 got.status().code() == absl::StatusCode::kDeadlineExceeded)
         << got.status();
-    EXPECT_LT(absl::Now() - start, absl::Milliseconds(3500)) << got.status();
+    EXPECT_LT(absl::Now() - start, absl::Milliseconds(3000 + 1500)) << got.status();
     std::printf("%s unplugged: %s\n", pty ? "pty" : "tcp", got.status().ToString().c_str());
   }
 }

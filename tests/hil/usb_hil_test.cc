@@ -148,7 +148,7 @@ TEST(UsbHil, UnpluggedBoardGivesAClearErrorQuickly) {
   const absl::Time start = absl::Now();
   absl::StatusOr<runtime::Tensor> got = Logits(c.program, c.input, device->get());
   ASSERT_FALSE(got.ok());
-  EXPECT_LT(absl::Now() - start, absl::Milliseconds(2500));
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(2000 + 1500));  // timeout plus slack
   EXPECT_TRUE(got.status().code() == absl::StatusCode::kUnavailable ||
               got.status().code() == absl::StatusCode::kDeadlineExceeded)
       << got.status();
