@@ -66,6 +66,7 @@ struct UsbTransport::Impl {
   static void LIBUSB_CALL OnIn(libusb_transfer* t) {
     auto* self = static_cast<Impl*>(t->user_data);
     std::lock_guard<std::mutex> lock(self->mu);
+
     --self->in_flight;
     switch (t->status) {
       case LIBUSB_TRANSFER_COMPLETED:
@@ -89,7 +90,9 @@ struct UsbTransport::Impl {
       if (r == 0) {
         ++self->in_flight;
       } else if (self->error.ok()) {
-        self->error = absl::UnavailableError(absl::StrCat(self->name, ": resubmitting bulk IN: ", UsbError(r)));
+        self->error = absl::UnavailableError(r == LIBUSB_ERROR_NO_DEVICE
+                                                 ? absl::StrCat(self->name, ": device unplugged")
+                                                 : absl::StrCat(self->name, ": resubmitting bulk IN: ", UsbError(r)));
       }
     }
     self->cv.notify_all();
@@ -122,6 +125,7 @@ struct UsbTransport::Impl {
       for (libusb_transfer* t : in) libusb_cancel_transfer(t);
       // The event thread delivers the cancellations; wait for every callback before freeing.
       cv.wait_for(lock, std::chrono::seconds(2), [&] { return in_flight == 0; });
+
     }
     if (have_hotplug) libusb_hotplug_deregister_callback(ctx, hotplug);
     stop_events = true;
@@ -231,7 +235,10 @@ absl::Status UsbTransport::Write(absl::Span<const uint8_t> bytes, absl::Duration
   std::unique_lock<std::mutex> lock(m.mu);
   if (int r = libusb_submit_transfer(t); r != 0) {
     libusb_free_transfer(t);
-    if (r == LIBUSB_ERROR_NO_DEVICE) m.error = absl::UnavailableError(absl::StrCat(name_, ": device unplugged"));
+    if (r == LIBUSB_ERROR_NO_DEVICE) {
+      m.error = absl::UnavailableError(absl::StrCat(name_, ": device unplugged"));
+      return m.error;
+    }
     return absl::UnavailableError(absl::StrCat(name_, ": submitting bulk OUT 0x01: ", UsbError(r)));
   }
   ++m.in_flight;

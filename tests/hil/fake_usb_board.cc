@@ -81,6 +81,23 @@ gboolean FakeUsbBoard::Handle(UMockdevIoctlClient* client) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (unplugged_) {
+      // As the kernel does after a disconnect (with USBDEVFS_CAP_REAP_AFTER_DISCONNECT): URBs
+      // still pending are reaped with -ESHUTDOWN, everything else fails with ENODEV.
+      if (request == USBDEVFS_REAPURB || request == USBDEVFS_REAPURBNDELAY) {
+        for (auto* q : {&done_urbs_, &discarded_, &in_urbs_}) {
+          if (q->empty()) continue;
+          UMockdevIoctlData* urb = q->front();
+          q->pop_front();
+          reinterpret_cast<usbdevfs_urb*>(urb->data)->status = -ESHUTDOWN;
+          reinterpret_cast<usbdevfs_urb*>(urb->data)->actual_length = 0;
+          UMockdevIoctlData* ptr = umockdev_ioctl_data_resolve(arg, 0, sizeof(gpointer), nullptr);
+          umockdev_ioctl_data_set_ptr(ptr, 0, urb);
+          umockdev_ioctl_data_unref(ptr);
+          umockdev_ioctl_data_unref(urb);
+          umockdev_ioctl_client_complete(client, 0, 0);
+          return TRUE;
+        }
+      }
       umockdev_ioctl_client_complete(client, -1, ENODEV);
       return TRUE;
     }
@@ -153,6 +170,10 @@ void FakeUsbBoard::Submit(UMockdevIoctlClient* client, UMockdevIoctlData* arg) {
     urb->actual_length = std::max(n, 0);
     done_urbs_.push_back(urb_data);
   } else if (urb->type == USBDEVFS_URB_TYPE_BULK && urb->endpoint == drivers::kPimUsbOutEndpoint) {
+    if (urb->buffer_length > 0 && urb->buffer_length % 64 == 0) {
+      ++whole_packet_writes_;
+      if (urb->flags & USBDEVFS_URB_ZERO_PACKET) ++zero_packet_flags_;
+    }
     device_->Receive(absl::MakeConstSpan(buffer, size_t(urb->buffer_length)), absl::Now());
     urb->status = 0;
     urb->actual_length = urb->buffer_length;
@@ -183,7 +204,16 @@ void FakeUsbBoard::Reap(UMockdevIoctlClient* client, UMockdevIoctlData* arg) {
         umockdev_ioctl_client_complete(client, -1, EIO);
         return;
       }
-      if (!to_host_.empty() && !in_urbs_.empty()) {
+      if (zlp_due_ && !in_urbs_.empty()) {
+        // The short packet that ends a transfer of whole packets: a zero-length completion.
+        zlp_due_ = false;
+        ++zero_length_ins_;
+        reaped = in_urbs_.front();
+        in_urbs_.pop_front();
+        auto* urb = reinterpret_cast<usbdevfs_urb*>(reaped->data);
+        urb->status = 0;
+        urb->actual_length = 0;
+      } else if (!to_host_.empty() && !in_urbs_.empty()) {
         reaped = in_urbs_.front();
         in_urbs_.pop_front();
         auto* urb = reinterpret_cast<usbdevfs_urb*>(reaped->data);
@@ -192,6 +222,7 @@ void FakeUsbBoard::Reap(UMockdevIoctlClient* client, UMockdevIoctlData* arg) {
         to_host_.erase(to_host_.begin(), to_host_.begin() + ptrdiff_t(n));
         urb->status = 0;
         urb->actual_length = int(n);
+        zlp_due_ = n % 64 == 0;
       }
     }
   }

@@ -30,7 +30,22 @@ class FakeUsbBoard {
   // Pulls the cable: every later ioctl fails with ENODEV and udev sees a "remove".
   void Unplug();
 
-  const emu::VirtualDevice& device() const { return *device_; }
+  // Bulk OUT URBs whose length is a whole number of 64-byte packets, and how many of them
+  // asked for a zero-length packet after them (they all must).
+  int whole_packet_writes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return whole_packet_writes_;
+  }
+  int zero_packet_flags() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return zero_packet_flags_;
+  }
+  // Bulk IN completions of zero length the board sent (after each whole-packet IN transfer,
+  // as a device that ends transfers with short packets does).
+  int zero_length_ins() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return zero_length_ins_;
+  }
 
  private:
   static gboolean OnIoctl(UMockdevIoctlBase* handler, UMockdevIoctlClient* client, gpointer self);
@@ -51,6 +66,10 @@ class FakeUsbBoard {
   std::deque<UMockdevIoctlData*> discarded_;
   std::vector<uint8_t> to_host_;
   bool unplugged_ = false;
+  bool zlp_due_ = false;
+  int whole_packet_writes_ = 0;
+  int zero_packet_flags_ = 0;
+  int zero_length_ins_ = 0;
 };
 
 }  // namespace pim::hil

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "fake_usb_board.h"
 #include "gtest/gtest.h"
@@ -106,6 +107,31 @@ TEST(UsbHil, ModelsOverUsbGiveTheSimulatorsLogitsBitForBit) {
   }
 }
 
+TEST(UsbHil, WholePacketWritesEndWithAZeroLengthPacketAndZeroLengthReadsAreHarmless) {
+  hil::FakeUsbBoard board(Board(""), kSerial);
+  auto transport = drivers::UsbTransport::Open(drivers::UsbDeviceFilter{});
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  // 128 bytes without a delimiter: a partial frame the device just holds.
+  std::vector<uint8_t> bytes(128, 0x55);
+  ASSERT_TRUE((*transport)->Write(bytes, absl::Seconds(2)).ok());
+  std::vector<uint8_t> odd(100, 0x55);
+  ASSERT_TRUE((*transport)->Write(odd, absl::Seconds(2)).ok());
+  EXPECT_EQ(board.whole_packet_writes(), 1);
+  EXPECT_EQ(board.zero_packet_flags(), 1);
+  // A whole model afterwards, with the board sending ZLPs after whole-packet reads.
+  drivers::DeviceBackendOptions o;
+  auto device = drivers::DeviceBackend::Open(std::move(*transport), o);
+  ASSERT_TRUE(device.ok()) << device.status();
+  const Case c = Cases()[2];
+  absl::StatusOr<runtime::Tensor> got = Logits(c.program, c.input, device->get());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->data, SimLogits(c.program, c.input).data);
+  std::printf("zero-length IN completions: %d, whole-packet OUT writes: %d (all with ZLP: %s)\n",
+              board.zero_length_ins(), board.whole_packet_writes(),
+              board.whole_packet_writes() == board.zero_packet_flags() ? "yes" : "no");
+  EXPECT_EQ(board.whole_packet_writes(), board.zero_packet_flags());
+}
+
 TEST(UsbHil, WrongSerialIsNotFound) {
   hil::FakeUsbBoard board(Board(""), kSerial);
   runtime::BackendRegistry registry;
@@ -152,8 +178,40 @@ TEST(UsbHil, UnpluggedBoardGivesAClearErrorQuickly) {
   EXPECT_TRUE(got.status().code() == absl::StatusCode::kUnavailable ||
               got.status().code() == absl::StatusCode::kDeadlineExceeded)
       << got.status();
-  std::printf("usb unplugged: %s\n", got.status().ToString().c_str());
+  std::printf("usb unplugged after %lld ms: %s\n", (long long)absl::ToInt64Milliseconds(absl::Now() - start),
+              got.status().ToString().c_str());
+  const absl::Time teardown = absl::Now();
   device->reset();  // teardown against a vanished device must not hang either
+  std::printf("teardown took %lld ms\n", (long long)absl::ToInt64Milliseconds(absl::Now() - teardown));
+  EXPECT_LT(absl::Now() - teardown, absl::Seconds(3));
+}
+
+TEST(UsbHil, UnplugMidRunGivesAClearErrorAndNoHang) {
+  hil::FakeUsbBoard board(Board(""), kSerial);
+  auto transport = drivers::UsbTransport::Open(drivers::UsbDeviceFilter{});
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  drivers::DeviceBackendOptions o;
+  o.link.timeout = absl::Seconds(2);
+  o.link.max_frame_bytes = 2048;  // many transfers, so the cable goes while some are pending
+  auto device = drivers::DeviceBackend::Open(std::move(*transport), o);
+  ASSERT_TRUE(device.ok()) << device.status();
+  const proto::Program p = runtime::testing::ImageMlp();
+  const runtime::Tensor x = Images(2048, 28, 28, 5);
+  std::thread puller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    board.Unplug();
+  });
+  const absl::Time start = absl::Now();
+  absl::StatusOr<runtime::Tensor> got = Logits(p, x, device->get());
+  const absl::Duration took = absl::Now() - start;
+  puller.join();
+  ASSERT_FALSE(got.ok()) << "the run finished before the unplug; make it longer";
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable) << got.status();
+  EXPECT_NE(got.status().message().find("unplugged"), std::string::npos) << got.status();
+  EXPECT_LT(took, absl::Milliseconds(150 + 2000 + 1500));
+  const absl::Time teardown = absl::Now();
+  device->reset();
+  EXPECT_LT(absl::Now() - teardown, absl::Seconds(1));
 }
 
 }  // namespace
