@@ -36,14 +36,15 @@ def test_bundled_model_set():
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_agrees_with_pytorch(name):
     golden = np.load(os.path.join(GOLDEN, name + ".npz"))
-    x = golden["input"]
+    n = 32  # of the 64 golden images: keeps the whole test suite under two minutes
+    x = golden["input"][:n]
     model, cfg = train.load_checkpoint(os.path.join(MODELS, name + ".pt"))
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     qdq = reference.Reference(os.path.join(MODELS, name + ".onnx"))
     got = qdq.run(x)
     # The stored logits are the reference's own: regression check, exact.
-    np.testing.assert_array_equal(got, golden["logits"])
+    np.testing.assert_array_equal(got, golden["logits"][:n])
     full = int(golden["full_images"])
     _, vals = qdq.run(x[:full], keep=True)
     for key in golden.files:
