@@ -63,6 +63,7 @@ absl::StatusOr<BnCalibration> CalibrateBatchNorm(const proto::Program& program, 
     const proto::Program prefix = ProgramUpTo(result.program, bn_steps[b], x_name);
     runtime::ExecutorOptions exec_options;
     exec_options.batch_size = options.batch_size;
+    exec_options.run_layer = options.run_layer;
     if (options.progress) {
       exec_options.progress = [&, b](int64_t done, int64_t total) {
         options.progress(int(b), int(bn_steps.size()), done, total);

@@ -1,7 +1,7 @@
 // pimcal: calibration on the chip (DESIGN 7, docs/calibration.md).
 //
 //   pimcal adc --device usb0 -o chip.cal.pb [--repeats N] [--report report.html]
-//   pimcal bn model.pimb --device usb0 [--data FILE] [--samples N] -o model.bn.pimb
+//   pimcal bn model.pimb --device usb0 [--data FILE] [--samples N] [--calibration chip.cal.pb] -o model.bn.pimb
 //
 // Exit codes: 0 ok, 1 runtime failure (device, file, fit), 2 usage error.
 
@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -20,6 +21,7 @@
 #include "pim/calibration/adc_report.h"
 #include "pim/calibration/bn_calibration.h"
 #include "pim/calibration/calibration_file.h"
+#include "pim/calibration/linearization.h"
 #include "pim/runtime/backend_registry.h"
 #include "pim/runtime/chip_spec.h"
 #include "pim/runtime/dataset.h"
@@ -52,6 +54,7 @@ struct BnArgs {
   std::string output;
   int64_t samples = 512;
   int batch = 64;
+  std::string calibration;  // pimcal adc file: measure the statistics through linearized codes
 };
 
 int Fail(const absl::Status& s) {
@@ -185,6 +188,21 @@ int RunBn(const BnArgs& a) {
   if (!backend.ok()) return Fail(backend.status());
 
   calibration::BnCalibrationOptions options;
+  if (!a.calibration.empty()) {
+    absl::StatusOr<proto::Calibration> cal = calibration::ReadCalibrationFile(a.calibration);
+    if (!cal.ok()) return Fail(cal.status());
+    absl::StatusOr<calibration::Linearization> lin = calibration::LinearizationFromCalibration(*cal, a.calibration);
+    if (!lin.ok()) return Fail(lin.status());
+    if (cal->device_serial() != (*backend)->info().serial_number) {
+      spdlog::warn("{}: measured on device serial '{}', calibrating on '{}'", a.calibration, cal->device_serial(),
+                   (*backend)->info().serial_number);
+    }
+    auto shared = std::make_shared<calibration::Linearization>(std::move(*lin));
+    options.run_layer = [shared](runtime::Backend& b, const runtime::LayerMapping& layer,
+                                 const runtime::InputBatch& in, absl::Span<double> sums) {
+      return calibration::RunLayerLinearized(b, layer, in, *shared, sums);
+    };
+  }
   options.batch_size = a.batch;
   options.device = a.device;
   options.data = a.data;
@@ -244,6 +262,10 @@ int main(int argc, char** argv) {
   bn_cmd->add_option("--data", bn.data, "calibration images (IDX, .gz or plain, or float32 .npy)")->capture_default_str();
   bn_cmd->add_option("--samples,-n", bn.samples, "calibration images used (the first N)")->check(CLI::Range(int64_t(1), int64_t(1) << 30))->capture_default_str();
   bn_cmd->add_option("--output,-o", bn.output, "Program to write")->required();
+  bn_cmd->add_option("--calibration", bn.calibration,
+                     "measure through codes linearized with this calibration file (pimcal adc -o FILE); "
+                     "run the result with pimrun --calibration FILE")
+      ->check(CLI::ExistingFile);
   bn_cmd->add_option("--batch,-b", bn.batch, "images per batch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   bool verbose = false;
   app.add_flag("--verbose,-v", verbose, "log details to stderr");

@@ -267,8 +267,14 @@ def section_rescaling(res):
     return "\n".join(out) + "\n\n"
 
 
+def section_robustness(res):  # issue 6: tools/pimcal/robustness_table.py measures (cached)
+    sys.path.insert(0, os.path.join(ROOT, "tools", "pimcal"))
+    import robustness_table
+    return "" if res.collecting else robustness_table.robustness_section(measure_missing=False)
+
+
 SECTIONS = [section_header, section_accuracy, section_claims, section_adc_steps,
-            section_rescaling]
+            section_rescaling, section_robustness]
 
 
 def main(argv=None):

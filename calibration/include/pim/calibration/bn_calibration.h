@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "pim/proto/program.pb.h"
 #include "pim/runtime/backend.h"
 #include "pim/runtime/tensor.h"
@@ -19,6 +20,12 @@ struct BnCalibrationOptions {
   std::string data;         // recorded: the calibration data file
   // Called as images pass: (BN layer index, BN layers, images done, images in this pass).
   std::function<void(int, int, int64_t, int64_t)> progress;
+  // When set, PIM layers run through this (ExecutorOptions::run_layer), e.g. linearized with a
+  // measured ADC calibration (`pimcal bn --calibration`): the statistics are then those of the
+  // linearized chip, and the Program must be run with the same linearization.
+  std::function<absl::Status(runtime::Backend&, const runtime::LayerMapping&, const runtime::InputBatch&,
+                             absl::Span<double>)>
+      run_layer;
 };
 
 // What one BatchNormalization step looked like before and after.
