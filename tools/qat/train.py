@@ -161,12 +161,14 @@ def main(argv=None):
     if args.scheme:
         model.deploy_adc_bits(args.adc_bits)
     model.eval()
-    acc = evaluate(model, xte, yte)
+    # Save first: the evaluation below is the memory-hungry part (bit_serial at batch size B
+    # holds b_a * B images' worth of per-group partial sums).
+    torch.save({"config": cfg, "state": model.state_dict()}, args.out + ".pt")
+    acc = evaluate(model, xte, yte, batch=100 if args.scheme else 500)
     log(fh, f"# test accuracy (PyTorch eval, {len(xte)} images, deployment config): {acc:.4f}")
     if args.scheme:
         steps = {n: l.export_adc_step() for n, l in model.qlayers() if not l.digital}
         log(fh, "# adc_step: " + " ".join(f"{n}={v:.6g}" for n, v in steps.items()))
-    torch.save({"config": cfg, "state": model.state_dict()}, args.out + ".pt")
     if not args.no_export:
         import export
         for form in ("qdq", "qonnx"):
