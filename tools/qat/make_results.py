@@ -137,7 +137,7 @@ def section_header(res):
         "- **(b) conv. QAT on PIM**: the same conventional-QAT model deployed on the PIM scheme "
         "with ADC step from the full-range rule (convention 3.2).\n"
         "- **(c) PIM-QAT**: the model trained with PIM quantization for that scheme and b_PIM "
-        "(trained Delta from its metadata).\n")
+        "(trained Delta from its metadata).\n\n")
 
 
 def section_accuracy(res):
