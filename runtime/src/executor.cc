@@ -77,6 +77,10 @@ struct Executor::Impl {
     double delta = 1;
     int input_bits = 0;
     std::vector<Segment> segments;     // PIM: one per load phase holding tiles of the layer
+    PackedIntegerWeights packed;       // digital placement
+    // Scratch reused across batches: input codes, im2col rows, the backend's sums.
+    std::vector<uint8_t> x_codes, rows;
+    std::vector<int32_t> part;
   };
 
   proto::Program program;
@@ -139,6 +143,7 @@ absl::Status Executor::Impl::Plan() {
     ps.input_bits = int(m.input_bits());
     if (m.placement() == proto::DIGITAL) {
       ps.kind = Kind::kDigital;
+      ps.packed = PackIntegerWeights(ps.codes, ps.o, ps.k);
       continue;
     }
     ps.kind = Kind::kPim;
@@ -238,7 +243,7 @@ absl::Status Executor::Impl::EnsurePhase(int phase, std::vector<StepProfile>& pr
   const std::string name = absl::StrCat("load phase ", phase);
   auto it = std::find_if(profile.begin(), profile.end(), [&](const StepProfile& p) { return p.name == name; });
   if (it == profile.end()) {
-    profile.push_back(StepProfile{name, "load", 0, 0, {}});
+    profile.push_back(StepProfile{name, "load", 0, 0, {}, 0});
     it = profile.end() - 1;
   }
   ++it->calls;
@@ -259,66 +264,92 @@ absl::StatusOr<Tensor> Executor::Impl::RunMatrix(PlannedStep& ps, const Tensor& 
                                                  Tensor* s_out, std::vector<StepProfile>& profile) {
   const proto::Step& step = *ps.step;
   const int64_t n = x.batch();
-  // The layer consumes integer codes: check them before anything reaches a device.
-  const double x_max = double((1 << ps.input_bits) - 1);
-  for (size_t i = 0; i < x.data.size(); ++i) {
-    const double v = x.data[i];
-    if (!(v >= 0 && v <= x_max && v == std::nearbyint(v))) {
-      return absl::InvalidArgumentError(absl::StrCat("step '", step.name(), "': input '", step.inputs(0), "' holds ",
-                                                     v, " at element ", i, ", not an integer code in [0, ",
-                                                     x_max, "] (", ps.input_bits, "-bit input)"));
-    }
+  // The layer consumes integer codes: check them (while narrowing them to bytes) before anything
+  // reaches a device.
+  const int max_code = (1 << ps.input_bits) - 1;
+  ps.x_codes.resize(x.data.size());
+  if (const int64_t bad = ToCodes(x.data, max_code, ps.x_codes.data()); bad >= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("step '", step.name(), "': input '", step.inputs(0), "' holds ",
+                                                   x.data[size_t(bad)], " at element ", bad,
+                                                   ", not an integer code in [0, ", max_code, "] (", ps.input_bits,
+                                                   "-bit input)"));
   }
   int64_t oh = 1, ow = 1;
-  std::vector<uint8_t> rows;
+  std::vector<uint8_t>* rows = &ps.x_codes;
   if (ps.conv) {
     oh = ps.conv_params.OutH(x.shape[2]);
     ow = ps.conv_params.OutW(x.shape[3]);
-    Im2Col<uint8_t>(x, ps.conv_params, &rows);
-  } else {
-    rows.resize(x.data.size());
-    for (size_t i = 0; i < rows.size(); ++i) rows[i] = uint8_t(x.data[i]);
+    ps.rows.resize(size_t(n * oh * ow * ps.k));
+    Im2ColCodes(ps.x_codes.data(), n, x.shape[2], x.shape[3], ps.conv_params, ps.rows.data());
+    rows = &ps.rows;
   }
   const int64_t l = oh * ow;
   const int64_t m_count = n * l;
   std::vector<int64_t> sums;
   std::vector<double> real_sums;  // with options.run_layer
   if (ps.kind == Kind::kDigital) {
-    sums = IntegerMatmul(rows, m_count, ps.codes, ps.o, ps.k);
+    sums.resize(size_t(m_count * ps.o));
+    IntegerGemm(rows->data(), m_count, ps.packed, sums.data());
   } else if (options.run_layer) {
     real_sums.assign(size_t(m_count * ps.o), 0.0);
     std::vector<double> part(real_sums.size());
     for (Segment& seg : ps.segments) {
       if (absl::Status s = EnsurePhase(seg.phase, profile); !s.ok()) return s;
-      InputBatch batch{rows.data(), int(m_count), int(ps.k), ps.input_bits, uint64_t(first_image * l)};
+      InputBatch batch{rows->data(), int(m_count), int(ps.k), ps.input_bits, uint64_t(first_image * l)};
       if (absl::Status s = options.run_layer(*backend, seg.mapping, batch, absl::MakeSpan(part)); !s.ok()) {
         return absl::Status(s.code(), absl::StrCat("step '", step.name(), "': ", s.message()));
       }
       for (size_t i = 0; i < real_sums.size(); ++i) real_sums[i] += part[i];
     }
   } else {
-    sums.assign(size_t(m_count * ps.o), 0);
-    std::vector<int32_t> part(sums.size());
+    // One segment (the usual case): the backend's int32 sums are S itself; several: summed in int64.
+    ps.part.resize(size_t(m_count * ps.o));
+    if (ps.segments.size() > 1) sums.assign(ps.part.size(), 0);
     for (Segment& seg : ps.segments) {
       if (absl::Status s = EnsurePhase(seg.phase, profile); !s.ok()) return s;
-      InputBatch batch{rows.data(), int(m_count), int(ps.k), ps.input_bits, uint64_t(first_image * l)};
-      if (absl::Status s = backend->RunLayer(seg.mapping, batch, absl::MakeSpan(part)); !s.ok()) {
+      InputBatch batch{rows->data(), int(m_count), int(ps.k), ps.input_bits, uint64_t(first_image * l)};
+      if (absl::Status s = backend->RunLayer(seg.mapping, batch, absl::MakeSpan(ps.part)); !s.ok()) {
         return absl::Status(s.code(), absl::StrCat("step '", step.name(), "': ", s.message()));
       }
-      for (size_t i = 0; i < sums.size(); ++i) sums[i] += part[i];
+      if (ps.segments.size() > 1) {
+        for (size_t i = 0; i < sums.size(); ++i) sums[i] += ps.part[i];
+      }
     }
   }
-  Tensor s = options.run_layer && ps.kind != Kind::kDigital ? RowsToNchw(real_sums, n, ps.o, oh, ow, ps.conv)
-                                                             : RowsToNchw(sums, n, ps.o, oh, ow, ps.conv);
-  Tensor y(s.shape);
-  const double delta = ps.kind == Kind::kDigital ? 1.0 : ps.delta;
-  const bool has_bias = !ps.bias.empty();
-  for (size_t i = 0; i < s.data.size(); ++i) {
-    const size_t o = size_t((int64_t(i) / l) % ps.o);
-    const double v = ((s.data[i] * delta) * ps.input_scale) * ps.weight_scale[o];
-    y.data[i] = has_bias ? v + ps.bias[o] : v;
+  const bool real = options.run_layer && ps.kind != Kind::kDigital;
+  const bool from_part = ps.kind == Kind::kPim && !real && ps.segments.size() == 1;
+  if (s_out != nullptr) {
+    *s_out = real        ? RowsToNchw(real_sums, n, ps.o, oh, ow, ps.conv)
+             : from_part ? RowsToNchw(ps.part, n, ps.o, oh, ow, ps.conv)
+                         : RowsToNchw(sums, n, ps.o, oh, ow, ps.conv);
   }
-  if (s_out != nullptr) *s_out = std::move(s);
+  // y = ((S * Delta) * s_x) * s_w[o] + bias[o] in double (docs/onnx-convention.md), read straight
+  // from the [N*L][O] rows into NCHW order.
+  Tensor y(ps.conv ? std::vector<int64_t>{n, ps.o, oh, ow} : std::vector<int64_t>{n, ps.o});
+  const double delta = ps.kind == Kind::kDigital ? 1.0 : ps.delta;
+  const double sx = ps.input_scale;
+  const bool has_bias = !ps.bias.empty();
+  auto scale = [&](const auto* src) {
+    for (int64_t b = 0; b < n; ++b) {
+      for (int64_t o = 0; o < ps.o; ++o) {
+        const double sw = ps.weight_scale[size_t(o)];
+        const double bias = has_bias ? ps.bias[size_t(o)] : 0.0;
+        const auto* in = src + b * l * ps.o + o;
+        double* out = y.data.data() + (b * ps.o + o) * l;
+        for (int64_t p = 0; p < l; ++p) {
+          const double v = ((double(in[p * ps.o]) * delta) * sx) * sw;
+          out[p] = has_bias ? v + bias : v;
+        }
+      }
+    }
+  };
+  if (real) {
+    scale(real_sums.data());
+  } else if (from_part) {
+    scale(ps.part.data());
+  } else {
+    scale(sums.data());
+  }
   return y;
 }
 
@@ -436,7 +467,7 @@ absl::StatusOr<RunResult> Executor::Run(const std::map<std::string, Tensor>& inp
   result.samples = n;
   for (const Impl::PlannedStep& ps : im.steps) {
     const char* kind = ps.kind == Impl::Kind::kPim ? "pim" : ps.kind == Impl::Kind::kDigital ? "digital" : "host";
-    result.profile.push_back(StepProfile{ps.step->name(), kind, 0, 0, {}});
+    result.profile.push_back(StepProfile{ps.step->name(), kind, 0, 0, {}, 0});
   }
   std::vector<StepProfile> loads;
   const int64_t batch = im.options.batch_size;
@@ -462,7 +493,8 @@ absl::StatusOr<RunResult> Executor::Run(const std::map<std::string, Tensor>& inp
       im.step_load_counters.clear();
       Tensor s;
       const bool is_matrix = ps.step->kind_case() == proto::Step::kMatrix;
-      absl::StatusOr<Tensor> out = im.RunStep(ps, values, b0, is_matrix ? &s : nullptr, loads);
+      absl::StatusOr<Tensor> out =
+          im.RunStep(ps, values, b0, is_matrix && im.options.keep_values ? &s : nullptr, loads);
       if (!out.ok()) return out.status();
       if (count) {
         absl::StatusOr<Counters> after = im.backend->ReadCounters();
@@ -472,6 +504,7 @@ absl::StatusOr<RunResult> Executor::Run(const std::map<std::string, Tensor>& inp
         AddCounters(prof.counters, d);
       }
       ++prof.calls;
+      if (is_matrix) prof.macs += int64_t(out->data.size()) * ps.k;
       prof.host_seconds += std::chrono::duration<double>(Clock::now() - t0).count() - im.step_load_seconds;
       const std::string& name = ps.step->outputs(0);
       PIM_CHECK(out->shape.size() == im.shapes.at(name).size());

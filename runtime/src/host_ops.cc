@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "check.h"
@@ -261,6 +262,154 @@ std::vector<int64_t> IntegerMatmul(absl::Span<const uint8_t> codes, int64_t m_co
     }
   }
   return s;
+}
+
+int64_t ToCodes(absl::Span<const double> x, int max_code, uint8_t* out) {
+  PIM_CHECK(max_code >= 0 && max_code <= 255);
+  const double hi = double(max_code);
+  const size_t n = x.size();
+  const double* v = x.data();
+  // Blocks of 64 are checked branch-free (the compiler vectorizes the test), then narrowed; only a
+  // block with a bad element is searched for its index. The range test comes first, so the
+  // int conversion is always defined; NaN fails it.
+  size_t i = 0;
+  for (; i < n; i += 64) {
+    const size_t end = std::min(n, i + 64);
+    bool ok = true;
+    for (size_t j = i; j < end; ++j) {
+      const double e = v[j];
+      ok &= e >= 0.0 && e <= hi;
+    }
+    if (ok) {
+      for (size_t j = i; j < end; ++j) ok &= v[j] == double(int32_t(v[j]));
+    }
+    if (!ok) break;
+    for (size_t j = i; j < end; ++j) out[j] = uint8_t(int32_t(v[j]));
+  }
+  for (; i < n; ++i) {
+    const double e = v[i];
+    if (!(e >= 0.0 && e <= hi && e == double(int32_t(e)))) return int64_t(i);
+    out[i] = uint8_t(int32_t(e));
+  }
+  return -1;
+}
+
+void Im2ColCodes(const uint8_t* x, int64_t n_count, int64_t h, int64_t w, const ConvParams& conv, uint8_t* out) {
+  const int64_t c_count = conv.in_channels, oh = conv.OutH(h), ow = conv.OutW(w), k_count = conv.K();
+  const int kh = conv.kernel_h, kw = conv.kernel_w, dh = conv.dilation_h, dw = conv.dilation_w;
+  const int64_t sw = conv.stride_w;
+  // One output row (n, oy) at a time: its OW x K bytes stay in L1 while each (c, ky, kx) column is
+  // written with a branch-free loop over the ox whose source lies inside the input row; padding is
+  // the zero fill.
+#pragma omp parallel for schedule(static) if (n_count * oh * ow * k_count > (int64_t(1) << 20))
+  for (int64_t n = 0; n < n_count; ++n) {
+    const uint8_t* image = x + n * c_count * h * w;
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      uint8_t* block = out + (n * oh + oy) * ow * k_count;
+      std::memset(block, 0, size_t(ow * k_count));
+      const int64_t y0 = oy * conv.stride_h - conv.pad_top;
+      for (int64_t c = 0; c < c_count; ++c) {
+        for (int ky = 0; ky < kh; ++ky) {
+          const int64_t yy = y0 + int64_t(ky) * dh;
+          if (yy < 0 || yy >= h) continue;
+          const uint8_t* src = image + (c * h + yy) * w;
+          for (int kx = 0; kx < kw; ++kx) {
+            const int64_t off = int64_t(kx) * dw - conv.pad_left;  // source column = ox * sw + off
+            const int64_t ox_lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+            const int64_t ox_hi = w - 1 - off < 0 ? 0 : std::min(ow, (w - 1 - off) / sw + 1);
+            uint8_t* dst = block + (c * kh + ky) * kw + kx;
+            for (int64_t ox = ox_lo; ox < ox_hi; ++ox) dst[ox * k_count] = src[ox * sw + off];
+          }
+        }
+      }
+    }
+  }
+}
+
+PackedIntegerWeights PackIntegerWeights(absl::Span<const int8_t> weight, int64_t o_count, int64_t k_count) {
+  PIM_CHECK(int64_t(weight.size()) == o_count * k_count);
+  constexpr int64_t B = PackedIntegerWeights::kBlock;
+  PackedIntegerWeights p;
+  p.o_count = o_count;
+  p.k_count = k_count;
+  p.q.assign(weight.begin(), weight.end());
+  p.fits_int32 = k_count * 255 * 128 < (int64_t(1) << 31);
+  const int64_t blocks = (o_count + B - 1) / B;
+  p.blocks.assign(size_t(blocks * k_count * B), 0);
+  for (int64_t o = 0; o < o_count; ++o) {
+    for (int64_t k = 0; k < k_count; ++k) {
+      p.blocks[size_t(((o / B) * k_count + k) * B + o % B)] = weight[size_t(o * k_count + k)];
+    }
+  }
+  return p;
+}
+
+namespace {
+
+// Rows [m0, m1) of S against one block of 32 outputs, two rows at a time so that each weight load
+// feeds two multiply-adds. int32 accumulation is exact (PackedIntegerWeights::fits_int32). The
+// compiler vectorizes the j loops; target_clones builds an AVX2 and a baseline version and picks
+// one at load time, so the binary still runs on any x86-64.
+__attribute__((target_clones("avx2", "default"))) void GemmBlock(const uint8_t* codes, int64_t m0, int64_t m1,
+                                                                  const int32_t* wb, int64_t k_count, int64_t o0,
+                                                                  int64_t valid, int64_t o_count, int64_t* s) {
+  constexpr int B = PackedIntegerWeights::kBlock;
+  int64_t m = m0;
+  for (; m + 2 <= m1; m += 2) {
+    const uint8_t* xa = codes + m * k_count;
+    const uint8_t* xb = xa + k_count;
+    int32_t a[B] = {}, b[B] = {};
+    for (int64_t k = 0; k < k_count; ++k) {
+      const int32_t va = xa[k], vb = xb[k];
+      const int32_t* wk = wb + k * B;
+      for (int j = 0; j < B; ++j) {
+        a[j] += va * wk[j];
+        b[j] += vb * wk[j];
+      }
+    }
+    int64_t* sa = s + m * o_count + o0;
+    int64_t* sb = sa + o_count;
+    for (int64_t j = 0; j < valid; ++j) {
+      sa[j] = a[j];
+      sb[j] = b[j];
+    }
+  }
+  for (; m < m1; ++m) {
+    const uint8_t* xa = codes + m * k_count;
+    int32_t a[B] = {};
+    for (int64_t k = 0; k < k_count; ++k) {
+      const int32_t va = xa[k];
+      const int32_t* wk = wb + k * B;
+      for (int j = 0; j < B; ++j) a[j] += va * wk[j];
+    }
+    int64_t* sa = s + m * o_count + o0;
+    for (int64_t j = 0; j < valid; ++j) sa[j] = a[j];
+  }
+}
+
+}  // namespace
+
+void IntegerGemm(const uint8_t* codes, int64_t m_count, const PackedIntegerWeights& w, int64_t* s) {
+  const int64_t k_count = w.k_count, o_count = w.o_count;
+  if (!w.fits_int32) {
+    const std::vector<int64_t> r =
+        IntegerMatmul(absl::MakeConstSpan(codes, size_t(m_count * k_count)), m_count, w.q, o_count, k_count);
+    std::copy(r.begin(), r.end(), s);
+    return;
+  }
+  constexpr int64_t B = PackedIntegerWeights::kBlock;
+  const int64_t blocks = (o_count + B - 1) / B;
+  // Chunks of 64 rows: the block's weights (K x 32 int32) stay in L1 while the rows pass.
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (m_count + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (m_count * k_count * o_count > (int64_t(1) << 18))
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t m0 = c * kChunk, m1 = std::min(m_count, m0 + kChunk);
+    for (int64_t b = 0; b < blocks; ++b) {
+      GemmBlock(codes, m0, m1, w.blocks.data() + b * k_count * B, k_count, b * B, std::min(B, o_count - b * B),
+                o_count, s);
+    }
+  }
 }
 
 template <typename T>

@@ -1,6 +1,9 @@
 #include "pim/runtime/host_ops.h"
 
 #include <cmath>
+#include <limits>
+#include <random>
+#include <tuple>
 
 #include "gtest/gtest.h"
 
@@ -116,6 +119,63 @@ TEST(HostOps, MatmulsSumInOrder) {
   // In order: (1e16 + 1) - 1e16 = 0 in double; a reordered sum could give 1.
   EXPECT_EQ(FloatMatmul(xf, 1, wf, 1, 3, {}), (std::vector<double>{0.0}));
   EXPECT_EQ(FloatMatmul(xf, 1, wf, 1, 3, std::vector<double>{0.5}), (std::vector<double>{0.5}));
+}
+
+TEST(HostOps, ToCodesNarrowsAndNamesTheFirstBadElement) {
+  std::vector<double> x(200, 3.0);
+  x[5] = 15.0;
+  std::vector<uint8_t> out(x.size());
+  EXPECT_EQ(ToCodes(x, 15, out.data()), -1);
+  EXPECT_EQ(out[5], 15);
+  EXPECT_EQ(out[199], 3);
+  for (double bad : {16.0, -1.0, 2.5, std::numeric_limits<double>::quiet_NaN(), 1e300}) {
+    x[130] = bad;
+    EXPECT_EQ(ToCodes(x, 15, out.data()), 130) << bad;
+  }
+}
+
+TEST(HostOps, Im2ColCodesEqualsIm2Col) {
+  std::mt19937 rng(3);
+  for (int stride : {1, 2}) {
+    for (int pad : {0, 1, 2}) {
+      for (int dil : {1, 2}) {
+        ConvParams c;
+        c.in_channels = 3;
+        c.kernel_h = 3;
+        c.kernel_w = 2;
+        c.stride_h = stride;
+        c.stride_w = 1;
+        c.pad_top = pad;
+        c.pad_left = pad;
+        c.pad_bottom = 1;
+        c.pad_right = pad;
+        c.dilation_h = dil;
+        c.dilation_w = 1;
+        Tensor x({2, 3, 7, 6});
+        std::vector<uint8_t> codes(x.data.size());
+        for (size_t i = 0; i < x.data.size(); ++i) codes[i] = uint8_t(rng() % 16), x.data[i] = codes[i];
+        std::vector<uint8_t> want;
+        Im2Col(x, c, &want);
+        std::vector<uint8_t> got(want.size(), 0xee);
+        Im2ColCodes(codes.data(), 2, 7, 6, c, got.data());
+        EXPECT_EQ(got, want) << stride << " " << pad << " " << dil;
+      }
+    }
+  }
+}
+
+TEST(HostOps, IntegerGemmEqualsIntegerMatmul) {
+  std::mt19937 rng(5);
+  for (auto [m, o, k] : {std::tuple{1, 1, 1}, {7, 10, 9}, {64, 32, 144}, {65, 33, 577}, {3, 70, 1000}}) {
+    std::vector<uint8_t> x(size_t(m * k));
+    std::vector<int8_t> w(size_t(o * k));
+    for (auto& v : x) v = uint8_t(rng() % 256);
+    for (auto& v : w) v = int8_t(int(rng() % 256) - 128);
+    const PackedIntegerWeights p = PackIntegerWeights(w, o, k);
+    std::vector<int64_t> got(size_t(m * o));
+    IntegerGemm(x.data(), m, p, got.data());
+    EXPECT_EQ(got, IntegerMatmul(x, m, w, o, k)) << m << " " << o << " " << k;
+  }
 }
 
 }  // namespace

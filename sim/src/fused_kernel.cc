@@ -249,24 +249,30 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
   if (M == 0) return absl::OkStatus();
   if (in.codes == nullptr) return absl::InvalidArgumentError(absl::StrCat("layer '", L.name, "': no input codes"));
 
-  // Validate the inputs once (the SIMD exactness bounds depend on them); a plain max reduction
-  // the compiler vectorizes, split over the threads.
+  // The inputs are validated once (the SIMD exactness bounds depend on them): a plain max
+  // reduction the compiler vectorizes, split over the threads; on the repacking path it is folded
+  // into the repack, which reads every code anyway. No sum is computed before the check passes.
   const int limit = (1 << L.input_bits) - 1;
   const int64_t total = int64_t(M) * K;
-  unsigned max_code = 0;
-#pragma omp parallel for schedule(static) num_threads(L.threads) reduction(max : max_code)
-  for (int64_t i = 0; i < total; ++i) max_code = std::max<unsigned>(max_code, in.codes[i]);
-  if (int(max_code) > limit) {
+  auto check = [&](unsigned max_code) -> absl::Status {
+    if (int(max_code) <= limit) return absl::OkStatus();
     int64_t bad = 0;
     while (in.codes[bad] <= limit) ++bad;
     return absl::InvalidArgumentError(absl::StrCat(
         "layer '", L.name, "': input code ", int(in.codes[bad]), " of sample ", in.first_sample + bad / K,
         " at k=", bad % K, " exceeds ", limit, " (", L.input_bits, "-bit inputs)"));
-  }
+  };
+  auto max_pass = [&]() {
+    unsigned max_code = 0;
+#pragma omp parallel for schedule(static) num_threads(L.threads) reduction(max : max_code)
+    for (int64_t i = 0; i < total; ++i) max_code = std::max<unsigned>(max_code, in.codes[i]);
+    return max_code;
+  };
 
   int64_t saturations = 0;
   const int threads = L.threads;
   if (L.isa == KernelIsa::kScalar) {
+    if (absl::Status st = check(max_pass()); !st.ok()) return st;
     const int chunk = 8;
     const int items = (M + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : saturations)
@@ -292,10 +298,16 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
       scratch.resize(size_t(V) * row_bytes);
     }
     uint8_t* const xp = in_place ? nullptr : scratch.data();
-    if (!in_place) {
-#pragma omp parallel for schedule(static) num_threads(threads)
+    if (in_place) {
+      if (absl::Status st = check(max_pass()); !st.ok()) return st;
+    } else {
+      unsigned max_code = 0;
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(max : max_code)
       for (int m = 0; m < M; ++m) {
         const uint8_t* x = in.codes + size_t(m) * K;
+        unsigned row_max = 0;
+        for (int k = 0; k < K; ++k) row_max = std::max<unsigned>(row_max, x[k]);
+        max_code = std::max(max_code, row_max);
         for (int j = 0; j < P; ++j) {
           uint8_t* dst = xp + (size_t(m) * P + j) * row_bytes;
           for (int g = 0; g < G; ++g) {
@@ -310,6 +322,7 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
           }
         }
       }
+      if (absl::Status st = check(max_code); !st.ok()) return st;
     }
     KernelCall call{&L, in_place ? in.codes : xp, in.first_sample, sums.data()};
     // Output tiles: chunks of virtual rows by groups of output blocks. Each tile is computed by

@@ -5,9 +5,12 @@
 //
 // Exit codes: 0 ok, 1 runtime failure (bad file, bad input shape, device error), 2 usage error.
 
+#include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -90,30 +93,113 @@ std::string CounterText(double v) {
   return absl::StrFormat("%.4g", v);
 }
 
-void PrintProfile(const std::vector<runtime::StepProfile>& profile, double total_seconds) {
-  std::set<std::string> names;
-  for (const runtime::StepProfile& s : profile) {
-    for (const auto& [name, value] : s.counters) names.insert(name);
+// The device report of one step (a PIM layer or a weight load), derived from its counter deltas
+// (docs/chip-model.md section 2) at the chip clock.
+struct DeviceFigures {
+  double cycles = 0, device_cycles = 0, link_cycles = 0;
+  double conversions = 0, cell_macs = 0, rows_written = 0;
+  double utilization = 0;  // used / available cell-cycles
+  double energy_array_pj = 0, energy_adc_pj = 0, energy_digital_pj = 0, energy_io_pj = 0, energy_weight_pj = 0,
+         energy_total_pj = 0;
+  double link_share = 0;     // cycles.link / cycles
+  double seconds = 0;        // cycles at the chip clock
+  double macs_per_second = 0;  // layer MACs per device second (no link), 0 without device cycles
+};
+
+double CounterOr0(const runtime::Counters& c, const std::string& name) {
+  auto it = c.find(name);
+  return it == c.end() ? 0.0 : it->second;
+}
+
+DeviceFigures Figures(const runtime::Counters& c, int64_t macs, double clock_hz) {
+  DeviceFigures f;
+  f.cycles = CounterOr0(c, "cycles");
+  f.device_cycles = CounterOr0(c, "cycles.device");
+  f.link_cycles = CounterOr0(c, "cycles.link");
+  f.conversions = CounterOr0(c, "adc.conversions");
+  f.cell_macs = CounterOr0(c, "xbar.macs");
+  f.rows_written = CounterOr0(c, "weights.rows_written");
+  const double available = CounterOr0(c, "array.cell_cycles_available");
+  f.utilization = available > 0 ? CounterOr0(c, "array.cell_cycles_used") / available : 0.0;
+  f.energy_array_pj = CounterOr0(c, "energy.array_pj");
+  f.energy_adc_pj = CounterOr0(c, "energy.adc_pj");
+  f.energy_digital_pj = CounterOr0(c, "energy.digital_pj");
+  f.energy_io_pj = CounterOr0(c, "energy.io_pj");
+  f.energy_weight_pj = CounterOr0(c, "energy.weight_pj");
+  f.energy_total_pj = CounterOr0(c, "energy.total_pj");
+  f.link_share = f.cycles > 0 ? f.link_cycles / f.cycles : 0.0;
+  if (clock_hz > 0) {
+    f.seconds = f.cycles / clock_hz;
+    f.macs_per_second = f.device_cycles > 0 ? double(macs) / (f.device_cycles / clock_hz) : 0.0;
   }
-  std::vector<std::string> header = {"step", "kind", "calls", "host_ms", "share"};
-  header.insert(header.end(), names.begin(), names.end());
+  return f;
+}
+
+// Totals over the whole run: PIM layers and weight loads run one after another on the device.
+struct RunTotals {
+  DeviceFigures device;
+  int64_t macs = 0;        // all matrix layers (PIM and digital)
+  int64_t pim_macs = 0;
+  int64_t loads = 0;       // weight loads done (phase loads)
+  int64_t reloads = 0;     // loads of a phase that had been loaded before
+  double host_seconds = 0;
+};
+
+RunTotals Totals(const std::vector<runtime::StepProfile>& profile, double clock_hz) {
+  RunTotals t;
+  runtime::Counters sum;
+  for (const runtime::StepProfile& s : profile) {
+    for (const auto& [name, value] : s.counters) sum[name] += value;
+    t.macs += s.macs;
+    if (s.kind == "pim") t.pim_macs += s.macs;
+    if (s.kind == "load") {
+      t.loads += s.calls;
+      t.reloads += std::max<int64_t>(0, s.calls - 1);
+    }
+    t.host_seconds += s.host_seconds;
+  }
+  t.device = Figures(sum, t.pim_macs, clock_hz);
+  return t;
+}
+
+std::string Si(double v, const char* unit) {
+  const char* prefixes[] = {"", "k", "M", "G", "T"};
+  int i = 0;
+  while (std::fabs(v) >= 1000 && i < 4) {
+    v /= 1000;
+    ++i;
+  }
+  return absl::StrFormat("%.4g %s%s", v, prefixes[i], unit);
+}
+
+void PrintProfile(const std::vector<runtime::StepProfile>& profile, double total_seconds, double clock_hz,
+                  int64_t samples) {
+  std::vector<std::string> header = {"step",     "kind",     "calls",    "host_ms",   "share",    "cycles",
+                                     "link%",    "convs",    "MACs",     "util",      "array_uJ", "adc_uJ",
+                                     "dig_uJ",   "io_uJ",    "wt_uJ",    "total_uJ"};
   std::vector<std::vector<std::string>> rows = {header};
-  double host_sum = 0;
-  std::map<std::string, double> totals;
+  auto uj = [](double pj) { return absl::StrFormat("%.3f", pj * 1e-6); };
+  auto device_cells = [&](std::vector<std::string>& row, const DeviceFigures& f, int64_t macs) {
+    row.insert(row.end(), {CounterText(f.cycles), absl::StrFormat("%.1f", 100 * f.link_share), CounterText(f.conversions),
+                           CounterText(double(macs)), absl::StrFormat("%.3f", f.utilization), uj(f.energy_array_pj),
+                           uj(f.energy_adc_pj), uj(f.energy_digital_pj), uj(f.energy_io_pj), uj(f.energy_weight_pj),
+                           uj(f.energy_total_pj)});
+  };
   for (const runtime::StepProfile& s : profile) {
     std::vector<std::string> row = {s.name, s.kind, absl::StrCat(s.calls), absl::StrFormat("%.3f", s.host_seconds * 1e3),
                                     absl::StrFormat("%.1f%%", total_seconds > 0 ? 100 * s.host_seconds / total_seconds : 0)};
-    for (const std::string& n : names) {
-      auto it = s.counters.find(n);
-      row.push_back(it == s.counters.end() ? "-" : CounterText(it->second));
-      if (it != s.counters.end()) totals[n] += it->second;
+    if (s.counters.empty()) {
+      row.insert(row.end(), 11, "-");
+      if (s.macs > 0) row[8] = CounterText(double(s.macs));
+    } else {
+      device_cells(row, Figures(s.counters, s.macs, clock_hz), s.macs);
     }
-    host_sum += s.host_seconds;
     rows.push_back(row);
   }
-  std::vector<std::string> total = {"total", "", "", absl::StrFormat("%.3f", host_sum * 1e3),
-                                    absl::StrFormat("%.1f%%", total_seconds > 0 ? 100 * host_sum / total_seconds : 0)};
-  for (const std::string& n : names) total.push_back(CounterText(totals[n]));
+  const RunTotals t = Totals(profile, clock_hz);
+  std::vector<std::string> total = {"total", "", "", absl::StrFormat("%.3f", t.host_seconds * 1e3),
+                                    absl::StrFormat("%.1f%%", total_seconds > 0 ? 100 * t.host_seconds / total_seconds : 0)};
+  device_cells(total, t.device, t.macs);
   rows.push_back(total);
   std::vector<size_t> width(header.size(), 0);
   for (const auto& row : rows)
@@ -131,14 +217,46 @@ void PrintProfile(const std::vector<runtime::StepProfile>& profile, double total
     while (!line.empty() && line.back() == ' ') line.pop_back();
     std::printf("%s\n", line.c_str());
   }
+  if (clock_hz <= 0) return;
+  const DeviceFigures& d = t.device;
+  std::printf("device (at %s): latency %s (%s device + %s link, link %.1f%%), %s per sample\n", Si(clock_hz, "Hz").c_str(),
+              Si(d.seconds, "s").c_str(), Si(d.device_cycles / clock_hz, "s").c_str(),
+              Si(d.link_cycles / clock_hz, "s").c_str(), 100 * d.link_share,
+              Si(samples > 0 ? d.seconds / double(samples) : 0.0, "s").c_str());
+  std::printf("throughput: %s (%s on the device alone), PIM %s at %s (device only), array utilization %.3f\n",
+              Si(d.seconds > 0 ? double(samples) / d.seconds : 0.0, "samples/s").c_str(),
+              Si(d.device_cycles > 0 ? double(samples) / (d.device_cycles / clock_hz) : 0.0, "samples/s").c_str(),
+              Si(double(t.pim_macs), "MAC").c_str(), Si(d.macs_per_second, "MAC/s").c_str(), d.utilization);
+  std::printf("energy: %s (array %s, ADC %s, digital %s, I/O %s, weight writes %s), %s per sample\n",
+              Si(d.energy_total_pj * 1e-12, "J").c_str(), Si(d.energy_array_pj * 1e-12, "J").c_str(),
+              Si(d.energy_adc_pj * 1e-12, "J").c_str(), Si(d.energy_digital_pj * 1e-12, "J").c_str(),
+              Si(d.energy_io_pj * 1e-12, "J").c_str(), Si(d.energy_weight_pj * 1e-12, "J").c_str(),
+              Si(samples > 0 ? d.energy_total_pj * 1e-12 / double(samples) : 0.0, "J").c_str());
+  std::printf("weights: %lld loads (%lld reloads), %s rows written\n", static_cast<long long>(t.loads),
+              static_cast<long long>(t.reloads), CounterText(d.rows_written).c_str());
 }
 
-std::string ProfileJson(const std::vector<runtime::StepProfile>& profile) {
-  std::string out = "[";
+std::string FiguresJson(const DeviceFigures& f) {
+  return absl::StrCat("\"cycles\": ", JsonNumber(f.cycles), ", \"cycles_device\": ", JsonNumber(f.device_cycles),
+                      ", \"cycles_link\": ", JsonNumber(f.link_cycles), ", \"link_share\": ", JsonNumber(f.link_share),
+                      ", \"seconds\": ", JsonNumber(f.seconds), ", \"conversions\": ", JsonNumber(f.conversions),
+                      ", \"cell_macs\": ", JsonNumber(f.cell_macs), ", \"utilization\": ", JsonNumber(f.utilization),
+                      ", \"macs_per_second\": ", JsonNumber(f.macs_per_second),
+                      ", \"weight_rows_written\": ", JsonNumber(f.rows_written), ", \"energy_pj\": {\"array\": ",
+                      JsonNumber(f.energy_array_pj), ", \"adc\": ", JsonNumber(f.energy_adc_pj),
+                      ", \"digital\": ", JsonNumber(f.energy_digital_pj), ", \"io\": ", JsonNumber(f.energy_io_pj),
+                      ", \"weights\": ", JsonNumber(f.energy_weight_pj), ", \"total\": ", JsonNumber(f.energy_total_pj),
+                      "}");
+}
+
+std::string ProfileJson(const std::vector<runtime::StepProfile>& profile, double clock_hz, int64_t samples) {
+  std::string out = "{\"clock_hz\": " + JsonNumber(clock_hz) + ", \"steps\": [";
   for (size_t i = 0; i < profile.size(); ++i) {
     const runtime::StepProfile& s = profile[i];
     absl::StrAppend(&out, i ? ", " : "", "{\"step\": ", JsonString(s.name), ", \"kind\": ", JsonString(s.kind),
-                    ", \"calls\": ", s.calls, ", \"host_seconds\": ", JsonNumber(s.host_seconds), ", \"counters\": {");
+                    ", \"calls\": ", s.calls, ", \"host_seconds\": ", JsonNumber(s.host_seconds), ", \"macs\": ", s.macs);
+    if (!s.counters.empty()) absl::StrAppend(&out, ", ", FiguresJson(Figures(s.counters, s.macs, clock_hz)));
+    out += ", \"counters\": {";
     bool first = true;
     for (const auto& [name, value] : s.counters) {
       absl::StrAppend(&out, first ? "" : ", ", JsonString(name), ": ", JsonNumber(value));
@@ -146,7 +264,18 @@ std::string ProfileJson(const std::vector<runtime::StepProfile>& profile) {
     }
     out += "}}";
   }
-  return out + "]";
+  const RunTotals t = Totals(profile, clock_hz);
+  const DeviceFigures& d = t.device;
+  absl::StrAppend(&out, "], \"total\": {", FiguresJson(d), ", \"macs\": ", t.macs, ", \"pim_macs\": ", t.pim_macs,
+                  ", \"weight_loads\": ", t.loads, ", \"weight_reloads\": ", t.reloads,
+                  ", \"host_seconds\": ", JsonNumber(t.host_seconds),
+                  ", \"latency_seconds_per_sample\": ", JsonNumber(samples > 0 ? d.seconds / double(samples) : 0.0),
+                  ", \"samples_per_second\": ", JsonNumber(d.seconds > 0 ? double(samples) / d.seconds : 0.0),
+                  ", \"samples_per_second_device\": ",
+                  JsonNumber(d.device_cycles > 0 && clock_hz > 0 ? double(samples) / (d.device_cycles / clock_hz) : 0.0),
+                  ", \"energy_pj_per_sample\": ", JsonNumber(samples > 0 ? d.energy_total_pj / double(samples) : 0.0),
+                  "}}");
+  return out;
 }
 
 int Run(const Options& o) {
@@ -247,13 +376,14 @@ int Run(const Options& o) {
   }
 
   const runtime::ChipInfo& info = (*backend)->info();
+  const double clock_hz = info.spec.timing.clock_mhz * 1e6;
   if (o.json) {
     std::string out = absl::StrCat("{\"model\": ", JsonString(o.model), ", \"device\": ", JsonString(o.device),
                                    ", \"backend\": ", JsonString(info.backend), ", \"chip\": ", JsonString(info.spec.name),
                                    ", \"samples\": ", logits.batch(), ", \"seconds\": ", JsonNumber(seconds));
     if (accuracy >= 0) absl::StrAppend(&out, ", \"accuracy\": ", JsonNumber(accuracy));
     if (!o.output.empty()) absl::StrAppend(&out, ", \"output\": ", JsonString(o.output));
-    if (o.profile) absl::StrAppend(&out, ", \"profile\": ", ProfileJson(result->profile));
+    if (o.profile) absl::StrAppend(&out, ", \"profile\": ", ProfileJson(result->profile, clock_hz, logits.batch()));
     out += "}";
     std::printf("%s\n", out.c_str());
     return 0;
@@ -264,13 +394,18 @@ int Run(const Options& o) {
   std::printf("samples: %lld in %.3f s (%.1f samples/s)\n", static_cast<long long>(logits.batch()), seconds,
               seconds > 0 ? double(logits.batch()) / seconds : 0.0);
   if (accuracy >= 0) std::printf("accuracy: %.4f\n", accuracy);
-  if (o.profile) PrintProfile(result->profile, seconds);
+  if (o.profile) PrintProfile(result->profile, seconds, clock_hz, logits.batch());
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Every batch allocates and frees the same multi-megabyte tensors; by default glibc serves them
+  // with fresh mmaps or trims them back to the kernel, and the page faults and page clearing cost
+  // more than several host ops. Keep them in the heap.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   Options o;
   CLI::App app{"pimrun: run a compiled PIM Program (.pimb) on the simulator or a chip"};
   app.add_option("model", o.model, "compiled Program (.pimb)");

@@ -39,6 +39,7 @@ struct StepProfile {
   int64_t calls = 0;    // batches run (loads done)
   double host_seconds = 0;  // wall time on the host, including the backend calls
   Counters counters;    // Backend::ReadCounters deltas (empty for host steps or without profile)
+  int64_t macs = 0;     // matrix layers: multiply-accumulates of the layer, samples x L x O x K
   // A PIM layer's figures exclude the weight loads it triggered; those are in "load phase <i>".
 };
 

@@ -72,6 +72,33 @@ std::vector<double> FloatMatmul(absl::Span<const double> rows, int64_t m_count, 
 std::vector<int64_t> IntegerMatmul(absl::Span<const uint8_t> codes, int64_t m_count, absl::Span<const int8_t> weight,
                                    int64_t o_count, int64_t k_count);
 
+// The hot path of a quantized matrix layer on the host (Executor), in three steps that never
+// leave integers: ToCodes (check + narrow the layer input), Im2ColCodes, and IntegerGemm over
+// weights packed once. Results equal IntegerMatmul's exactly.
+
+// out[i] = uint8(x[i]). Returns the index of the first element that is not an integer code in
+// [0, max_code] (NaN included; nothing after it is written), or -1 when every element is one.
+// max_code must be <= 255.
+int64_t ToCodes(absl::Span<const double> x, int max_code, uint8_t* out);
+
+// Im2Col of NCHW codes x ([n][c][h][w], c = conv.in_channels) into `out` ([n*OH*OW][K], sized by
+// the caller), same layout and zero padding as Im2Col.
+void Im2ColCodes(const uint8_t* x, int64_t n, int64_t h, int64_t w, const ConvParams& conv, uint8_t* out);
+
+// Weights [O][K] int8 transposed into K x O blocks of int32 for a vectorized GEMM. Immutable
+// after PackIntegerWeights; IntegerGemm may use it from several threads.
+struct PackedIntegerWeights {
+  int64_t o_count = 0, k_count = 0;
+  std::vector<int8_t> q;          // the original [O][K] (fallback when int32 could overflow)
+  std::vector<int32_t> blocks;    // [ceil(O / kBlock)][K][kBlock], zero-padded outputs
+  bool fits_int32 = true;         // K * 255 * 128 < 2^31: every sum is exact in int32
+  static constexpr int kBlock = 32;
+};
+PackedIntegerWeights PackIntegerWeights(absl::Span<const int8_t> weight, int64_t o_count, int64_t k_count);
+
+// S[m][o] = sum_k Q[o][k] X[m][k] exactly, into s ([m_count][O]). OpenMP over rows of X.
+void IntegerGemm(const uint8_t* codes, int64_t m_count, const PackedIntegerWeights& w, int64_t* s);
+
 // Rearranges [N*L, O] rows (L = OH*OW positions per sample, 1 for a fully connected layer) into
 // [N, O, OH, OW] (or [N, O]).
 template <typename T>
