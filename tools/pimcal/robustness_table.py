@@ -27,6 +27,7 @@ The 'ideal' profile has no noise and no per-column variation: one seed is run fo
 """
 import argparse
 import concurrent.futures
+import fcntl
 import glob
 import hashlib
 import json
@@ -171,15 +172,15 @@ def cache_key(model, profile, seed, tools):
                      str(tools.adc_repeats)])
 
 
-def measure(tools, models, adjusted, profiles, seeds, cache, cache_path, jobs, log, run_tools=True):
+def measure(tools, models, adjusted, profiles, seeds, cache, cache_path, jobs, log, run_tools=True, adj_only=False):
     """results[model][profile][condition] = [accuracy per seed]; without run_tools, only what the
     cache holds. The adjusted-precision model's accuracy is cached under its own key, so it can
     arrive after its partner was measured."""
     cache_lock = threading.Lock()
 
-    def cached(key, make):
+    def cached(key, make, run=True):
         with cache_lock:
-            if key in cache or not run_tools:
+            if key in cache or not run_tools or not run:
                 return cache.get(key)
         value = make()
         with cache_lock:
@@ -199,7 +200,8 @@ def measure(tools, models, adjusted, profiles, seeds, cache, cache_path, jobs, l
         return row
 
     def job(model, profile, seed):
-        row = dict(cached(cache_key(model, profile, seed, tools), lambda: corrections(model, profile, seed)) or {})
+        row = dict(cached(cache_key(model, profile, seed, tools), lambda: corrections(model, profile, seed),
+                          not adj_only) or {})
         adj = adjusted.get(model.key)
         if adj:
             device = f"sim:profile={profile},seed={seed}"
@@ -273,15 +275,23 @@ def load_cache(path):
 
 
 def save_cache(path, cache):
-    if path:
+    """Merges `cache` into the file (several runs may measure different models at once)."""
+    if not path:
+        return
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = load_cache(path)
+        merged.update(cache)
+        cache.update(merged)
         with open(path + ".tmp", "w") as f:
-            json.dump(cache, f, indent=1, sort_keys=True)
+            json.dump(merged, f, indent=1, sort_keys=True)
+            f.write("\n")
         os.replace(path + ".tmp", path)
 
 
 def robustness_section(build=os.path.join(ROOT, "build"), model_dirs=(MODELS,), profiles=("ideal", "typical", "harsh"),
                        seeds=(1, 2, 3), limit=500, bn_samples=256, adc_repeats=4, data=DATA, jobs=1, cache_path=CACHE,
-                       only=None, measure_missing=True, log=lambda s: print(s, file=sys.stderr)):
+                       only=None, measure_missing=True, adj_only=False, log=lambda s: print(s, file=sys.stderr)):
     """The Markdown section. make_results.py calls it with measure_missing=False (cache only)."""
     models, adjusted = discover(model_dirs)
     if only:
@@ -291,7 +301,7 @@ def robustness_section(build=os.path.join(ROOT, "build"), model_dirs=(MODELS,), 
     with tempfile.TemporaryDirectory() as work:
         tools = Tools(build, data, limit, bn_samples, adc_repeats, work)
         results = measure(tools, models, adjusted, profiles, seeds, cache, cache_path if measure_missing else None, jobs,
-                          log, measure_missing)
+                          log, measure_missing, adj_only)
     return markdown(results, models, adjusted, seeds, limit, bn_samples, adc_repeats, profiles)
 
 
@@ -308,12 +318,14 @@ def main():
     ap.add_argument("--jobs", type=int, default=1, help="(model, profile, seed) runs in parallel")
     ap.add_argument("--data", default=os.environ.get("PIM_FMNIST_DIR", DATA))
     ap.add_argument("--cache", default=CACHE, help="JSON cache of measured accuracies ('' for none)")
+    ap.add_argument("--adj-only", action="store_true",
+                    help="measure only the adjusted-precision models (e.g. while another run measures the rest)")
     ap.add_argument("--out", help="write the Markdown here instead of stdout")
     a = ap.parse_args()
     try:
         md = robustness_section(a.build, [MODELS] + a.models_dir, a.profiles.split(","),
                                 [int(s) for s in a.seeds.split(",")], a.limit, a.bn_samples, a.adc_repeats, a.data,
-                                a.jobs, a.cache, a.only)
+                                a.jobs, a.cache, a.only, adj_only=a.adj_only)
     except RuntimeError as e:
         print(f"robustness_table: {e}", file=sys.stderr)
         return 1
