@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "pim/runtime/tile_accumulation.h"
 
 namespace pim::calibration {
 
@@ -99,15 +100,8 @@ absl::StatusOr<proto::Calibration> ReadCalibrationFile(const std::string& path) 
 
 absl::Status RunLayerLinearized(Backend& backend, const LayerMapping& layer, const InputBatch& inputs,
                                 const Linearization& lin, absl::Span<double> sums) {
+  if (absl::Status s = runtime::CheckLayerBatch(layer, inputs, sums.size()); !s.ok()) return s;
   const int m_count = inputs.vectors;
-  const int k_count = layer.reduction;
-  const int o_count = layer.out_channels;
-  if (m_count < 0 || inputs.width != k_count || (m_count > 0 && inputs.codes == nullptr) ||
-      sums.size() != size_t(m_count) * size_t(o_count)) {
-    return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': ", m_count, " vectors of width ",
-                                                   inputs.width, " into ", sums.size(), " sums; layer is ", o_count,
-                                                   " x ", k_count));
-  }
   std::fill(sums.begin(), sums.end(), 0.0);
   const bool signed_codes = layer.scheme != Scheme::kDifferential;
   const int lo = signed_codes ? -(1 << (layer.adc_bits - 1)) : 0;
@@ -117,7 +111,6 @@ absl::Status RunLayerLinearized(Backend& backend, const LayerMapping& layer, con
   std::vector<int16_t> codes;
   std::vector<const std::vector<double>*> tables;
   for (const runtime::TileSpec& tile : layer.tiles) {
-    const int rows = tile.rows();
     const int outputs = tile.outputs();
     // One table per (output, conversion column) of the tile.
     tables.assign(size_t(outputs) * 2, nullptr);
@@ -134,33 +127,16 @@ absl::Status RunLayerLinearized(Backend& backend, const LayerMapping& layer, con
         tables[size_t(o) * 2 + size_t(half)] = t;
       }
     }
-    tile_inputs.resize(size_t(m_count) * size_t(rows));
-    for (int m = 0; m < m_count; ++m) {
-      const uint8_t* src = inputs.codes + size_t(m) * size_t(k_count) + tile.k_begin;
-      std::copy(src, src + rows, tile_inputs.begin() + ptrdiff_t(size_t(m) * size_t(rows)));
-    }
-    InputBatch batch{tile_inputs.data(), m_count, rows, inputs.input_bits, inputs.first_sample};
+    runtime::GatherTileInputs(inputs, tile, 0, m_count, &tile_inputs);
+    InputBatch batch{tile_inputs.data(), m_count, tile.rows(), inputs.input_bits, inputs.first_sample};
     codes.assign(size_t(m_count) * size_t(outputs) * size_t(conversions), 0);
     if (absl::Status s = backend.RunTile(tile.id, batch, absl::MakeSpan(codes)); !s.ok()) return s;
-    const int16_t* c = codes.data();
-    for (int m = 0; m < m_count; ++m) {
-      double* out = sums.data() + size_t(m) * size_t(o_count) + tile.out_begin;
-      for (int o = 0; o < outputs; ++o, c += conversions) {
-        auto value = [&](int half, int16_t code) {
-          const int index = std::clamp(int(code) - lo, 0, levels - 1);
-          return (*tables[size_t(o) * 2 + size_t(half)])[size_t(index)];
-        };
-        double s = 0;
-        switch (layer.scheme) {
-          case Scheme::kNative: s = value(0, c[0]); break;
-          case Scheme::kDifferential: s = value(0, c[0]) - value(1, c[1]); break;
-          case Scheme::kBitSerial:
-            for (int j = 0; j < conversions; ++j) s += value(0, c[j]) * double(int64_t(1) << j);
-            break;
-        }
-        out[o] += s;
-      }
-    }
+    auto value = [&](int o, int half, int16_t code) {
+      const int index = std::clamp(int(code) - lo, 0, levels - 1);
+      return (*tables[size_t(o) * 2 + size_t(half)])[size_t(index)];
+    };
+    runtime::AccumulateTileCodes(layer.scheme, conversions, tile, layer.out_channels, 0, m_count,
+                                 codes.data(), value, sums.data());
   }
   return absl::OkStatus();
 }

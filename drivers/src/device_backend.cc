@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "pim/runtime/tile_accumulation.h"
 #include "pim/drivers/crc32c.h"
 #include "pim/drivers/wire_codec.h"
 #include "pim/proto/chip.pb.h"
@@ -348,23 +349,8 @@ absl::Status DeviceBackend::RunTile(uint32_t tile_id, const runtime::InputBatch&
 
 absl::Status DeviceBackend::RunLayer(const runtime::LayerMapping& layer,
                                      const runtime::InputBatch& inputs, absl::Span<int32_t> sums) {
+  if (absl::Status s = runtime::CheckLayerBatch(layer, inputs, sums.size()); !s.ok()) return s;
   const int m_count = inputs.vectors;
-  const int k_count = layer.reduction;
-  const int o_count = layer.out_channels;
-  if (m_count < 0 || inputs.width != k_count || (m_count > 0 && inputs.codes == nullptr)) {
-    return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': input batch of ", m_count,
-                                                   " vectors of width ", inputs.width,
-                                                   ", layer reduction K is ", k_count));
-  }
-  if (inputs.input_bits != layer.input_bits) {
-    return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': input batch has ",
-                                                   inputs.input_bits, "-bit codes, layer expects ",
-                                                   layer.input_bits));
-  }
-  if (sums.size() != size_t(m_count) * size_t(o_count)) {
-    return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': sums buffer holds ",
-                                                   sums.size(), " values, need ", m_count, " x ", o_count));
-  }
   std::vector<MvmChunk> chunks;
   for (const runtime::TileSpec& spec : layer.tiles) {
     absl::StatusOr<const TileCopy*> tile = FindTile(spec.id);
@@ -385,13 +371,8 @@ absl::Status DeviceBackend::RunLayer(const runtime::LayerMapping& layer,
         [&](size_t i) -> absl::StatusOr<wire::Request> {
           const MvmChunk& c = chunks[i];
           const runtime::TileSpec& t = c.tile->image.tile;
-          const int rows = t.rows();
           // The device sees only the tile's rows: gather them into a contiguous block.
-          gathered.resize(size_t(c.m_end - c.m_begin) * size_t(rows));
-          for (int m = c.m_begin; m < c.m_end; ++m) {
-            const uint8_t* src = inputs.codes + size_t(m) * size_t(k_count) + size_t(t.k_begin);
-            std::copy(src, src + rows, gathered.begin() + ptrdiff_t(size_t(m - c.m_begin) * size_t(rows)));
-          }
+          runtime::GatherTileInputs(inputs, t, c.m_begin, c.m_end, &gathered);
           absl::Status s;
           wire::Request r = MakeRunMvm(*c.tile, inputs, gathered.data(), c.m_end - c.m_begin,
                                        inputs.first_sample + uint64_t(c.m_begin), &s);
@@ -412,22 +393,8 @@ absl::Status DeviceBackend::RunLayer(const runtime::LayerMapping& layer,
             return s;
           }
           tensor_bytes_ += response.run_mvm().codes().size();
-          // Digital accumulation on the host, DESIGN 3.3 (as Backend::RunLayer).
-          const int16_t* code = codes.data();
-          for (int m = c.m_begin; m < c.m_end; ++m) {
-            int32_t* out = sums.data() + size_t(m) * size_t(o_count) + size_t(t.out_begin);
-            for (int o = 0; o < t.outputs(); ++o, code += conversions) {
-              int32_t s = 0;
-              switch (layer.scheme) {
-                case Scheme::kNative: s = code[0]; break;
-                case Scheme::kDifferential: s = int32_t(code[0]) - int32_t(code[1]); break;
-                case Scheme::kBitSerial:
-                  for (int j = 0; j < conversions; ++j) s += int32_t(code[j]) * (int32_t(1) << j);
-                  break;
-              }
-              out[o] += s;
-            }
-          }
+          runtime::AccumulateTileCodes(layer.scheme, conversions, t, layer.out_channels, c.m_begin,
+                                       c.m_end, codes.data(), runtime::RawCodeValue, sums.data());
           return absl::OkStatus();
         });
   });

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "pim/runtime/tile_accumulation.h"
 
 namespace pim::runtime {
 
@@ -55,58 +56,52 @@ absl::Status Backend::LoadLayer(const LayerMapping& layer) {
   return absl::OkStatus();
 }
 
-absl::Status Backend::RunLayer(const LayerMapping& layer, const InputBatch& inputs,
-                               absl::Span<int32_t> sums) {
+absl::Status CheckLayerBatch(const LayerMapping& layer, const InputBatch& inputs, size_t sums_size) {
   const int m_count = inputs.vectors;
-  const int k_count = layer.reduction;
-  const int o_count = layer.out_channels;
-  if (m_count < 0 || inputs.width != k_count || (m_count > 0 && inputs.codes == nullptr)) {
+  if (m_count < 0 || inputs.width != layer.reduction || (m_count > 0 && inputs.codes == nullptr)) {
     return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': input batch of ",
                                                    m_count, " vectors of width ", inputs.width,
-                                                   ", layer reduction K is ", k_count));
+                                                   ", layer reduction K is ", layer.reduction));
   }
   if (inputs.input_bits != layer.input_bits) {
     return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': input batch has ",
                                                    inputs.input_bits, "-bit codes, layer expects ",
                                                    layer.input_bits));
   }
-  if (sums.size() != size_t(m_count) * size_t(o_count)) {
+  if (sums_size != size_t(m_count) * size_t(layer.out_channels)) {
     return absl::InvalidArgumentError(absl::StrCat("layer '", layer.name, "': sums buffer holds ",
-                                                   sums.size(), " values, need ", m_count, " x ",
-                                                   o_count));
+                                                   sums_size, " values, need ", m_count, " x ",
+                                                   layer.out_channels));
   }
+  return absl::OkStatus();
+}
+
+void GatherTileInputs(const InputBatch& inputs, const TileSpec& tile, int m_begin, int m_end,
+                      std::vector<uint8_t>* out) {
+  const size_t rows = size_t(tile.rows());
+  out->resize(size_t(m_end - m_begin) * rows);
+  for (int m = m_begin; m < m_end; ++m) {
+    const uint8_t* src = inputs.codes + size_t(m) * size_t(inputs.width) + size_t(tile.k_begin);
+    std::copy(src, src + rows, out->begin() + ptrdiff_t(size_t(m - m_begin) * rows));
+  }
+}
+
+absl::Status Backend::RunLayer(const LayerMapping& layer, const InputBatch& inputs,
+                               absl::Span<int32_t> sums) {
+  if (absl::Status s = CheckLayerBatch(layer, inputs, sums.size()); !s.ok()) return s;
   std::fill(sums.begin(), sums.end(), 0);
+  const int m_count = inputs.vectors;
   const int conversions = ConversionsPerOutput(layer.scheme, layer.input_bits);
   std::vector<uint8_t> tile_inputs;
   std::vector<int16_t> codes;
   for (const TileSpec& tile : layer.tiles) {
-    const int rows = tile.rows();
-    const int outputs = tile.outputs();
     // The device sees only the tile's rows: gather them into a contiguous [M][rows] block.
-    tile_inputs.resize(size_t(m_count) * size_t(rows));
-    for (int m = 0; m < m_count; ++m) {
-      const uint8_t* src = inputs.codes + size_t(m) * size_t(k_count) + tile.k_begin;
-      std::copy(src, src + rows, tile_inputs.begin() + ptrdiff_t(size_t(m) * size_t(rows)));
-    }
-    InputBatch batch{tile_inputs.data(), m_count, rows, inputs.input_bits, inputs.first_sample};
-    codes.assign(size_t(m_count) * size_t(outputs) * size_t(conversions), 0);
+    GatherTileInputs(inputs, tile, 0, m_count, &tile_inputs);
+    InputBatch batch{tile_inputs.data(), m_count, tile.rows(), inputs.input_bits, inputs.first_sample};
+    codes.assign(size_t(m_count) * size_t(tile.outputs()) * size_t(conversions), 0);
     if (absl::Status s = RunTile(tile.id, batch, absl::MakeSpan(codes)); !s.ok()) return s;
-    // Digital accumulation on the host, DESIGN 3.3.
-    const int16_t* c = codes.data();
-    for (int m = 0; m < m_count; ++m) {
-      int32_t* out = sums.data() + size_t(m) * size_t(o_count) + tile.out_begin;
-      for (int o = 0; o < outputs; ++o, c += conversions) {
-        int32_t s = 0;
-        switch (layer.scheme) {
-          case Scheme::kNative: s = c[0]; break;
-          case Scheme::kDifferential: s = int32_t(c[0]) - int32_t(c[1]); break;
-          case Scheme::kBitSerial:
-            for (int j = 0; j < conversions; ++j) s += int32_t(c[j]) * (int32_t(1) << j);
-            break;
-        }
-        out[o] += s;
-      }
-    }
+    AccumulateTileCodes(layer.scheme, conversions, tile, layer.out_channels, 0, m_count,
+                        codes.data(), RawCodeValue, sums.data());
   }
   return absl::OkStatus();
 }
