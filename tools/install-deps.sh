@@ -7,7 +7,7 @@ packages=(
   libprotobuf-dev protobuf-compiler libonnx-dev libabsl-dev libspdlog-dev libfmt-dev libcli11-dev
   zlib1g-dev libboost-dev libboost-system-dev libusb-1.0-0-dev
   libgtest-dev libgmock-dev libbenchmark-dev libdnnl-dev libumockdev-dev umockdev
-  python3-numpy python3-onnx python3-torch python3-pytest python3-sklearn
+  python3-numpy python3-onnx python3-torch python3-pytest python3-sklearn libopenblas0-serial
   dataset-fashion-mnist
 )
 
