@@ -294,34 +294,62 @@ int64_t ToCodes(absl::Span<const double> x, int max_code, uint8_t* out) {
   return -1;
 }
 
-void Im2ColCodes(const uint8_t* x, int64_t n_count, int64_t h, int64_t w, const ConvParams& conv, uint8_t* out) {
+namespace {
+
+// Samples [n0, n1) of Im2ColCodes. KH, KW > 0 fix the kernel size at compile time (the window
+// loops unroll; a plain per-position loop with a known 3x3 window beats a column-by-column
+// transpose here), 0 reads it from conv.
+template <int KH, int KW>
+void Im2ColCodesSamples(const uint8_t* x, int64_t n0, int64_t n1, int64_t h, int64_t w, const ConvParams& conv, uint8_t* out) {
   const int64_t c_count = conv.in_channels, oh = conv.OutH(h), ow = conv.OutW(w), k_count = conv.K();
-  const int kh = conv.kernel_h, kw = conv.kernel_w, dh = conv.dilation_h, dw = conv.dilation_w;
-  const int64_t sw = conv.stride_w;
-  // One output row (n, oy) at a time: its OW x K bytes stay in L1 while each (c, ky, kx) column is
-  // written with a branch-free loop over the ox whose source lies inside the input row; padding is
-  // the zero fill.
-#pragma omp parallel for schedule(static) if (n_count * oh * ow * k_count > (int64_t(1) << 20))
-  for (int64_t n = 0; n < n_count; ++n) {
+  const int kh = KH ? KH : conv.kernel_h, kw = KW ? KW : conv.kernel_w, dh = conv.dilation_h, dw = conv.dilation_w;
+  for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* image = x + n * c_count * h * w;
+    uint8_t* dst = out + n * oh * ow * k_count;
     for (int64_t oy = 0; oy < oh; ++oy) {
-      uint8_t* block = out + (n * oh + oy) * ow * k_count;
-      std::memset(block, 0, size_t(ow * k_count));
       const int64_t y0 = oy * conv.stride_h - conv.pad_top;
-      for (int64_t c = 0; c < c_count; ++c) {
-        for (int ky = 0; ky < kh; ++ky) {
-          const int64_t yy = y0 + int64_t(ky) * dh;
-          if (yy < 0 || yy >= h) continue;
-          const uint8_t* src = image + (c * h + yy) * w;
-          for (int kx = 0; kx < kw; ++kx) {
-            const int64_t off = int64_t(kx) * dw - conv.pad_left;  // source column = ox * sw + off
-            const int64_t ox_lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-            const int64_t ox_hi = w - 1 - off < 0 ? 0 : std::min(ow, (w - 1 - off) / sw + 1);
-            uint8_t* dst = block + (c * kh + ky) * kw + kx;
-            for (int64_t ox = ox_lo; ox < ox_hi; ++ox) dst[ox * k_count] = src[ox * sw + off];
+      const bool rows_inside = y0 >= 0 && y0 + int64_t(kh - 1) * dh < h;
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const int64_t x0 = ox * conv.stride_w - conv.pad_left;
+        if (rows_inside && x0 >= 0 && x0 + int64_t(kw - 1) * dw < w) {
+          // Interior window: no bounds tests.
+          const uint8_t* src = image + y0 * w + x0;
+          for (int64_t c = 0; c < c_count; ++c, src += h * w) {
+            const uint8_t* r = src;
+            for (int ky = 0; ky < kh; ++ky, r += dh * w) {
+              for (int kx = 0; kx < kw; ++kx) *dst++ = r[kx * dw];
+            }
+          }
+          continue;
+        }
+        for (int64_t c = 0; c < c_count; ++c) {
+          const uint8_t* plane = image + c * h * w;
+          for (int ky = 0; ky < kh; ++ky) {
+            const int64_t yy = y0 + int64_t(ky) * dh;
+            const bool row_ok = yy >= 0 && yy < h;
+            for (int kx = 0; kx < kw; ++kx) {
+              const int64_t xx = x0 + int64_t(kx) * dw;
+              *dst++ = row_ok && xx >= 0 && xx < w ? plane[yy * w + xx] : 0;
+            }
           }
         }
       }
+    }
+  }
+}
+
+}  // namespace
+
+void Im2ColCodes(const uint8_t* x, int64_t n_count, int64_t h, int64_t w, const ConvParams& conv, uint8_t* out) {
+  const int64_t work = n_count * conv.OutH(h) * conv.OutW(w) * conv.K();
+#pragma omp parallel for schedule(static) if (work > (int64_t(1) << 20))
+  for (int64_t n = 0; n < n_count; ++n) {
+    if (conv.kernel_h == 3 && conv.kernel_w == 3) {
+      Im2ColCodesSamples<3, 3>(x, n, n + 1, h, w, conv, out);
+    } else if (conv.kernel_h == 1 && conv.kernel_w == 1) {
+      Im2ColCodesSamples<1, 1>(x, n, n + 1, h, w, conv, out);
+    } else {
+      Im2ColCodesSamples<0, 0>(x, n, n + 1, h, w, conv, out);
     }
   }
 }

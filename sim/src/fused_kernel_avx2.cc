@@ -108,7 +108,7 @@ PIM_AVX2 void TileImpl(const KernelCall& call, int v0, int b, int64_t* sat) {
   const size_t row_bytes = size_t(G) * L.padded_rows;
   const uint8_t* x0 = call.xp + size_t(v0) * row_bytes;
   constexpr int kWeightBytes = kDiff ? 64 : 32;
-  const int8_t* w = L.w.data() + size_t(b) * G * steps * kWeightBytes;
+  const int8_t* wb = L.w.data() + size_t(b) * G * steps * kWeightBytes;
   const __m256i ones = _mm256_set1_epi16(1);
   const AdcConsts k = MakeAdcConsts(L);
   __m256i satacc = _mm256_setzero_si256();
@@ -118,10 +118,14 @@ PIM_AVX2 void TileImpl(const KernelCall& call, int v0, int b, int64_t* sat) {
 
   for (int g = 0; g < G; ++g) {
     const uint8_t* xg = x0 + size_t(g) * L.padded_rows;
+    const int8_t* w = wb + size_t(g) * steps * kWeightBytes;
+    // A short last group (K not a multiple of R) stops at its own rows: the steps past them hold
+    // zero inputs and zero weights, so skipping them changes no sum.
+    const int group_steps = std::min(steps, (L.reduction - g * L.rows + 3) / 4);
     __m256i Pp[MB], Pn[MB];
     for (int m = 0; m < MB; ++m) Pp[m] = Pn[m] = _mm256_setzero_si256();
-    for (int s0 = 0; s0 < steps; s0 += F) {
-      const int s1 = std::min(steps, s0 + F);
+    for (int s0 = 0; s0 < group_steps; s0 += F) {
+      const int s1 = std::min(group_steps, s0 + F);
       __m256i Ap[MB], An[MB];
       for (int m = 0; m < MB; ++m) Ap[m] = An[m] = _mm256_setzero_si256();
       for (int s = s0; s < s1; ++s) {

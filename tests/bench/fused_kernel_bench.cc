@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
+#include "pim/runtime/host_ops.h"
 #include "pim/sim/fused_kernel.h"
 
 namespace {
@@ -113,9 +114,11 @@ void SetRate(benchmark::State& state, const Shape& s) {
   state.counters["MACs/s"] = benchmark::Counter(double(Macs(s)) * state.iterations(), benchmark::Counter::kIsRate);
 }
 
-// The fused kernel on the im2col matrix (what SimBackend::RunLayer receives).
+// The fused kernel on the im2col matrix (what SimBackend::RunLayer receives); with_im2col adds
+// the executor's own im2col of the NCHW codes (the whole layer as pimrun runs it).
 void BM_Fused(benchmark::State& state, Shape s, Scheme scheme, bool with_im2col) {
   const int threads = int(state.range(0));
+  omp_set_num_threads(threads);  // the im2col's OpenMP region too
   pim::sim::FusedKernelOptions opt;
   opt.threads = threads;
   auto layer = FusedLayer::Create(Mapping(s, scheme), nullptr, opt);
@@ -126,11 +129,15 @@ void BM_Fused(benchmark::State& state, Shape s, Scheme scheme, bool with_im2col)
   const LayerData& d = Data(s);
   const int M = kBatch * s.h * s.w;
   std::vector<uint8_t> cols(d.cols.size());
+  pim::runtime::ConvParams conv;  // the executor's im2col (runtime host_ops), 3x3, pad 1
+  conv.in_channels = s.c;
+  conv.kernel_h = conv.kernel_w = 3;
+  conv.pad_top = conv.pad_left = conv.pad_bottom = conv.pad_right = 1;
   std::vector<int32_t> sums(size_t(M) * s.c);
   for (auto _ : state) {
     const uint8_t* x = d.cols.data();
     if (with_im2col) {
-      Im2col(s, d.nchw.data(), cols.data());
+      pim::runtime::Im2ColCodes(d.nchw.data(), kBatch, s.h, s.w, conv, cols.data());
       x = cols.data();
     }
     absl::Status st = (*layer)->Run({x, M, 9 * s.c, kInputBits, 0}, absl::MakeSpan(sums));
@@ -139,6 +146,7 @@ void BM_Fused(benchmark::State& state, Shape s, Scheme scheme, bool with_im2col)
   }
   SetRate(state, s);
   state.SetLabel(pim::sim::KernelIsaName((*layer)->isa()));
+  omp_set_num_threads(omp_get_num_procs());
 }
 
 // oneDNN int8 matmul: u8 [M][K] x s8 [K][O] -> s32 [M][O], weights in the layout oneDNN picks.
