@@ -205,10 +205,14 @@ def measure(tools, models, adjusted, profiles, seeds, cache, cache_path, jobs, l
         adj = adjusted.get(model.key)
         if adj:
             device = f"sim:profile={profile},seed={seed}"
-            acc = cached(cache_key(adj, profile, seed, tools), lambda: tools.accuracy(tools.compile(adj), device))
+            def adjusted_accuracy():
+                acc = tools.accuracy(tools.compile(adj), device)
+                log(f"{adj.name} {profile}-{seed}: {acc:.2f}")
+                return acc
+
+            acc = cached(cache_key(adj, profile, seed, tools), adjusted_accuracy)
             if acc is not None:
                 row["adj"] = acc
-                log(f"{adj.name} {profile}-{seed}: {acc:.2f}")
         return model, profile, row
 
     work = [(m, p, s) for m in models.values() for p in profiles for s in seeds_for(p, seeds)]
@@ -220,12 +224,14 @@ def measure(tools, models, adjusted, profiles, seeds, cache, cache_path, jobs, l
     return results
 
 
-def cell(values):
+def cell(values, expected):
+    """mean ± sample sd; says how many seeds when fewer than `expected` were measured."""
     if not values:
         return "n/a"
+    partial = f" ({len(values)} of {expected} seeds)" if len(values) < expected else ""
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        return f"{values[0]:.2f}{partial}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}{partial}"
 
 
 def markdown(results, models, adjusted, seeds, limit, bn_samples, adc_repeats, profiles):
@@ -248,7 +254,7 @@ def markdown(results, models, adjusted, seeds, limit, bn_samples, adc_repeats, p
         for profile in profiles:
             by_cond = results[name].get(profile)
             if by_cond:
-                lines.append(f"| {name} | {profile} | " + " | ".join(cell(by_cond.get(c, [])) for c in CONDITIONS)
+                lines.append(f"| {name} | {profile} | " + " | ".join(cell(by_cond.get(c, []), len(seeds_for(profile, seeds))) for c in CONDITIONS)
                              + " |")
     missing = sorted(m.name for m in models.values() if m.name not in results)
     if missing:
@@ -260,7 +266,7 @@ def markdown(results, models, adjusted, seeds, limit, bn_samples, adc_repeats, p
         typ = results[name].get("typical", {}).get("bn")
         if ideal and typ:
             gap = statistics.mean(ideal) - statistics.mean(typ)
-            claims.append(f"`{name}` {gap:+.2f} ({'within' if gap <= 1.0 else 'NOT within'} 1 point)")
+            claims.append(f"`{name}` {gap:+.2f} ({'within' if gap <= 1.0 else 'NOT within'} 1 point; {len(typ)} seeds)")
     if claims:
         lines += ["", "Ideal-chip accuracy minus 'typical' with BN calibration (mean over seeds): "
                   + "; ".join(claims) + "."]
