@@ -119,8 +119,9 @@ TEST(ExecutorSim, TinyConvMatchesHandComputedValues) {
 
 TEST(ExecutorSim, DigitalPlacementIsTheExactProduct) {
   proto::Program p = TinyConv(proto::DIGITAL);
-  absl::StatusOr<std::unique_ptr<runtime::Executor>> ex =
-      runtime::Executor::Create(p, nullptr, runtime::ExecutorOptions{.keep_values = true});
+  runtime::ExecutorOptions options;
+  options.keep_values = true;
+  absl::StatusOr<std::unique_ptr<runtime::Executor>> ex = runtime::Executor::Create(p, nullptr, options);
   ASSERT_TRUE(ex.ok()) << ex.status();
   absl::StatusOr<runtime::RunResult> r = (*ex)->Run({{"input", TinyInput()}});
   ASSERT_TRUE(r.ok()) << r.status();
@@ -206,7 +207,9 @@ TEST(ExecutorSim, RefusesChipTooSmallForTheProgram) {
   runtime::ChipSpec small = *runtime::ChipSpecFromProto(p.target());
   small.name = "tiny";
   small.columns = 8;
-  absl::StatusOr<std::unique_ptr<sim::SimBackend>> b = sim::SimBackend::Create(sim::SimParams{small, 0, "ideal"});
+  sim::SimParams params;
+  params.spec = small;
+  absl::StatusOr<std::unique_ptr<sim::SimBackend>> b = sim::SimBackend::Create(params);
   ASSERT_TRUE(b.ok());
   absl::StatusOr<std::unique_ptr<runtime::Executor>> ex = runtime::Executor::Create(p, b->get());
   EXPECT_THAT(std::string(ex.status().message()), HasSubstr("chip 'tiny' has columns = 8"));

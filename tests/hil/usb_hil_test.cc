@@ -94,7 +94,7 @@ TEST(UsbHil, ModelsOverUsbGiveTheSimulatorsLogitsBitForBit) {
   hil::FakeUsbBoard board(Board(""), kSerial);
   runtime::BackendRegistry registry;
   ASSERT_TRUE(backends::RegisterAllBackends(registry).ok());
-  for (const std::string uri : {std::string("usb0"), std::string("usb:1209:0001:") + kSerial}) {
+  for (const std::string& uri : {std::string("usb0"), std::string("usb:1209:0001:") + kSerial}) {
     auto device = registry.Open(uri);
     ASSERT_TRUE(device.ok()) << uri << ": " << device.status();
     EXPECT_EQ((*device)->info().backend, "usb");
