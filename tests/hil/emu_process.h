@@ -31,7 +31,8 @@ class EmuProcess {
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_addclose(&actions, out[0]);
     const std::string exe = std::string(PIM_BINARY_DIR) + "/bin/pim-emu";
-    std::vector<char*> argv = {const_cast<char*>(exe.c_str())};
+    static const std::string kExitWithParent = "--exit-with-parent";
+    std::vector<char*> argv = {const_cast<char*>(exe.c_str()), const_cast<char*>(kExitWithParent.c_str())};
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     if (posix_spawn(&pid_, exe.c_str(), &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;

@@ -9,6 +9,8 @@
 // Exit codes: 0 on SIGINT/SIGTERM or --exit-on-disconnect, 1 runtime failure, 2 usage error.
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <termios.h>
 #include <unistd.h>
@@ -286,6 +288,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-frame", o.max_frame, "largest frame the device accepts")->check(CLI::Range(256u, 1u << 20));
   app.add_option("--window", o.window, "requests the device buffers and caches")->check(CLI::Range(1u, 1024u));
   app.add_flag("--exit-on-disconnect", o.exit_on_disconnect, "with --listen: exit when the host disconnects");
+  bool exit_with_parent = false;
+  app.add_flag("--exit-with-parent", exit_with_parent,
+               "terminate when the process that started the emulator dies (tests use it so a crashed "
+               "test leaves no emulator behind)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -294,6 +300,10 @@ int main(int argc, char** argv) {
   if (!o.pty && o.listen.empty()) {
     std::fprintf(stderr, "pim-emu: give --pty or --listen HOST:PORT\n");
     return 2;
+  }
+  if (exit_with_parent) {
+    // A parent that died before prctl has already handed us to init.
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() == 1) return 1;
   }
   o.seed = seed;
   return Run(o);
