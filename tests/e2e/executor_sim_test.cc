@@ -34,11 +34,7 @@ proto::Program TinyConv(proto::Placement placement) {
   for (int64_t d : {-1, 1, 3, 3}) in->add_shape(d);
   p.add_outputs("probs");
   auto step = [&](const std::string& name, const std::string& input, const std::string& output) {
-    proto::Step* s = p.add_steps();
-    s->set_name(name);
-    s->add_inputs(input);
-    s->add_outputs(output);
-    return s;
+    return runtime::testing::AddStep(&p, name, {input}, output);
   };
   proto::QuantizeStep* q = step("q", "input", "x_q")->mutable_quantize();
   q->set_scale(0.5);

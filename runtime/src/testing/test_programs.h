@@ -75,6 +75,16 @@ inline std::string Codes(int count, int qmax, uint32_t seed) {
 //   -> conv1 (PIM, 4 out, 3x3, pad 1, scheme, R = 4 so several row groups) "conv1_y"
 //   -> batch_norm "bn1" -> relu "relu1" -> maxpool 2x2 "pool1" -> quantize "a_q" (0..15)
 //   -> flatten [N, 36] "flat" -> fc (DIGITAL, 3 out) "logits"
+// Appends a step named `name` reading `inputs` and writing `output`; the caller sets its kind.
+inline proto::Step* AddStep(proto::Program* program, const std::string& name,
+                            const std::vector<std::string>& inputs, const std::string& output) {
+  proto::Step* s = program->add_steps();
+  s->set_name(name);
+  for (const std::string& i : inputs) s->add_inputs(i);
+  s->add_outputs(output);
+  return s;
+}
+
 inline proto::Program SmallCnn(proto::Scheme scheme = proto::NATIVE, double adc_step = 3.0) {
   proto::Program p;
   p.set_format_version(kProgramFormatVersion);
@@ -84,12 +94,8 @@ inline proto::Program SmallCnn(proto::Scheme scheme = proto::NATIVE, double adc_
   in->set_name("input");
   for (int64_t d : {-1, 1, 6, 6}) in->add_shape(d);
   p.add_outputs("logits");
-  auto step = [&](const std::string& name, std::vector<std::string> inputs, const std::string& output) {
-    proto::Step* s = p.add_steps();
-    s->set_name(name);
-    for (const std::string& i : inputs) s->add_inputs(i);
-    s->add_outputs(output);
-    return s;
+  auto step = [&](const std::string& name, const std::vector<std::string>& inputs, const std::string& output) {
+    return AddStep(&p, name, inputs, output);
   };
   proto::QuantizeStep* q0 = step("quant_in", {"input"}, "x_q")->mutable_quantize();
   q0->set_scale(1.0 / 15.0);
@@ -176,11 +182,7 @@ inline proto::Program ImageMlp() {
   for (int64_t d : {-1, 1, 28, 28}) in->add_shape(d);
   p.add_outputs("logits");
   auto step = [&](const std::string& name, const std::string& input, const std::string& output) {
-    proto::Step* s = p.add_steps();
-    s->set_name(name);
-    s->add_inputs(input);
-    s->add_outputs(output);
-    return s;
+    return AddStep(&p, name, {input}, output);
   };
   auto quant = [&](const std::string& name, const std::string& input, const std::string& output, double scale) {
     proto::QuantizeStep* q = step(name, input, output)->mutable_quantize();
