@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <utility>
@@ -126,6 +127,103 @@ absl::Status BuildPorts(FusedLayer::Packed& L, const runtime::LayerMapping& laye
   return absl::OkStatus();
 }
 
+// Largest |p| whose codes a verification may check one by one: beyond it the tie-checked path
+// is used (it is exact for any layer, a little slower).
+constexpr int64_t kMaxVerifiedPoints = int64_t{1} << 22;
+
+// The exact saturation bounds of the ideal rule over |p| <= bound: p < below saturates low,
+// p > above saturates high (monotone in p, found by bisection).
+void SaturationBounds(const FusedLayer::Packed& L, int64_t bound, int32_t* below, int32_t* above) {
+  auto low = [&](int64_t p) { return std::nearbyint(double(p) / L.step) < L.range.lo; };
+  auto high = [&](int64_t p) { return std::nearbyint(double(p) / L.step) > L.range.hi; };
+  int64_t a = -bound, z = 0;  // smallest p in [-bound, 0] that is not low (0 never is)
+  if (!low(a)) {
+    z = a;
+  } else {
+    while (z - a > 1) {  // low(a), !low(z)
+      const int64_t mid = a + (z - a) / 2;
+      (low(mid) ? a : z) = mid;
+    }
+  }
+  *below = int32_t(z);
+  a = 0;
+  z = bound;  // largest p in [0, bound] that is not high
+  if (!high(z)) {
+    a = z;
+  } else {
+    while (z - a > 1) {  // !high(a), high(z)
+      const int64_t mid = a + (z - a) / 2;
+      (high(mid) ? z : a) = mid;
+    }
+  }
+  *above = int32_t(a);
+}
+
+}  // namespace
+
+// Both FloatAdcCode and IdealAdcCode are monotone non-decreasing in p. The ideal rule changes
+// code only where p / step crosses c - 1/2 (c in (lo, hi]); the float estimate differs from p / step
+// by at most |p / step| 2^-23 <= 2^-11 codes there, i.e. step 2^-11 in p. So if the two agree
+// on a window of a few p around every such crossing and at +-bound, they agree everywhere in
+// between (both are constant between windows: equal at the window edges, monotone).
+bool FloatAdcIsExact(double step, AdcRange range, int64_t bound) {
+  if (!(step > 0) || bound >= kMaxSimdPartialSum) return false;
+  const float inv = float(1.0 / step);
+  auto agree = [&](int64_t p) {
+    return FloatAdcCode(int32_t(p), inv, range) == IdealAdcCode(p, step, range);
+  };
+  if (!agree(-bound) || !agree(bound)) return false;
+  const double margin = std::ceil(step / 1024.0) + 2;
+  int64_t checked = 0;
+  for (int c = range.lo + 1; c <= range.hi; ++c) {
+    const double t = (c - 0.5) * step;
+    if (t + margin < -double(bound) || t - margin > double(bound)) continue;
+    const int64_t p0 = std::max<int64_t>(-bound, int64_t(std::floor(t - margin)));
+    const int64_t p1 = std::min<int64_t>(bound, int64_t(std::ceil(t + margin)));
+    checked += p1 - p0 + 1;
+    if (checked > kMaxVerifiedPoints) return false;
+    for (int64_t p = p0; p <= p1; ++p) {
+      if (!agree(p)) return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+// The largest input code in n bytes (the compiler vectorizes this loop).
+uint8_t MaxCode(const uint8_t* x, size_t n) {
+  uint8_t m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+// Repacks samples [m0, m1) into `dst` ([virtual row][G][padded_rows], virtual row (m - m0) * P + j,
+// bit plane j for bit_serial), zero padded. Returns the largest input code seen.
+uint8_t RepackRows(const FusedLayer::Packed& L, const uint8_t* codes, int m0, int m1, uint8_t* dst) {
+  const int K = L.reduction, R = L.rows, G = L.groups, Rp = L.padded_rows, P = L.planes;
+  const size_t row_bytes = size_t(G) * Rp;
+  uint8_t max_code = 0;
+  for (int m = m0; m < m1; ++m) {
+    const uint8_t* x = codes + size_t(m) * K;
+    max_code = std::max(max_code, MaxCode(x, K));
+    for (int j = 0; j < P; ++j) {
+      uint8_t* row = dst + (size_t(m - m0) * P + j) * row_bytes;
+      for (int g = 0; g < G; ++g) {
+        const int k0 = g * R, n = std::min(R, K - k0);
+        uint8_t* d = row + size_t(g) * Rp;
+        if (L.scheme == Scheme::kBitSerial) {
+          for (int r = 0; r < n; ++r) d[r] = (x[k0 + r] >> j) & 1;
+        } else {
+          std::copy(x + k0, x + k0 + n, d);
+        }
+        std::fill(d + n, d + Rp, uint8_t{0});
+      }
+    }
+  }
+  return max_code;
+}
+
 }  // namespace
 
 const char* KernelIsaName(KernelIsa isa) {
@@ -223,6 +321,9 @@ absl::StatusOr<std::unique_ptr<FusedLayer>> FusedLayer::Create(const runtime::La
     // vpmaddubsw gives int16 lanes holding 2 products each; `flush_steps` steps of them fit in
     // an int16 before they must be widened to int32.
     L->flush_steps = pair_bound == 0 ? L->steps : int(std::min<int64_t>(L->steps, 32767 / pair_bound));
+    L->inv_step = float(1.0 / L->step);
+    L->float_adc_exact = FloatAdcIsExact(L->step, L->range, sum_bound);
+    SaturationBounds(*L, sum_bound, &L->sat_below, &L->sat_above);
   }
 
   if (adc != nullptr && !adc->ideal()) {
@@ -249,9 +350,10 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
   if (M == 0) return absl::OkStatus();
   if (in.codes == nullptr) return absl::InvalidArgumentError(absl::StrCat("layer '", L.name, "': no input codes"));
 
-  // The inputs are validated once (the SIMD exactness bounds depend on them): a plain max
-  // reduction the compiler vectorizes, split over the threads; on the repacking path it is folded
-  // into the repack, which reads every code anyway. No sum is computed before the check passes.
+  // Every input code is checked against the input bits (the SIMD exactness bounds depend on
+  // them): on the scalar path in one pass before any sum, on the SIMD paths per work item, folded
+  // into the rows' repack or run just before the kernel reads them. On failure the sums are
+  // unspecified and the error names the first bad code (found by `check` over all inputs).
   const int limit = (1 << L.input_bits) - 1;
   const int64_t total = int64_t(M) * K;
   auto check = [&](unsigned max_code) -> absl::Status {
@@ -282,63 +384,55 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
       saturations += sat;
     }
   } else {
-    // Repack the inputs: virtual row v = m * planes + j (bit plane j for bit_serial), row group g
-    // at v * G * padded_rows + g * padded_rows, zero padded to a multiple of 4 rows.
+    // The kernel reads the inputs in place when every row group starts on a 4-byte step and ends
+    // on one (R and K multiples of 4) and there are no bit planes; otherwise each work item
+    // repacks its own rows into a thread-local buffer ([virtual row][G][padded_rows], zero padded)
+    // just before computing them, so they are still in cache. Input codes are checked per work
+    // item (a pass over rows the kernel is about to read); a bad code fails the whole call below.
     const int P = L.planes, G = L.groups, Rp = L.padded_rows, R = L.rows;
     const size_t row_bytes = size_t(G) * Rp;
     const int V = M * P;
-    // The kernel reads the inputs in place when its layout is already theirs (whole groups of a
-    // multiple of 4 rows, no planes); otherwise it repacks them.
-    const bool in_place = P == 1 && Rp == R && size_t(K) == row_bytes;
-    // Scratch reused across calls of this thread: fresh pages for every call cost more than the
-    // repacking itself (page faults of a multi-megabyte buffer).
-    thread_local std::vector<uint8_t> scratch;
-    if (!in_place && scratch.size() < size_t(V) * row_bytes) {
-      scratch = std::vector<uint8_t>();
-      scratch.resize(size_t(V) * row_bytes);
-    }
-    uint8_t* const xp = in_place ? nullptr : scratch.data();
-    if (in_place) {
-      if (absl::Status st = check(max_pass()); !st.ok()) return st;
-    } else {
-      unsigned max_code = 0;
-#pragma omp parallel for schedule(static) num_threads(threads) reduction(max : max_code)
-      for (int m = 0; m < M; ++m) {
-        const uint8_t* x = in.codes + size_t(m) * K;
-        unsigned row_max = 0;
-        for (int k = 0; k < K; ++k) row_max = std::max<unsigned>(row_max, x[k]);
-        max_code = std::max(max_code, row_max);
-        for (int j = 0; j < P; ++j) {
-          uint8_t* dst = xp + (size_t(m) * P + j) * row_bytes;
-          for (int g = 0; g < G; ++g) {
-            const int k0 = g * R, n = std::min(R, K - k0);
-            uint8_t* d = dst + size_t(g) * Rp;
-            if (L.scheme == Scheme::kBitSerial) {
-              for (int r = 0; r < n; ++r) d[r] = (x[k0 + r] >> j) & 1;
-            } else {
-              std::copy(x + k0, x + k0 + n, d);
-            }
-            std::fill(d + n, d + Rp, uint8_t{0});
-          }
-        }
-      }
-      if (absl::Status st = check(max_code); !st.ok()) return st;
-    }
-    KernelCall call{&L, in_place ? in.codes : xp, in.first_sample, sums.data()};
+    const bool in_place = P == 1 && R % 4 == 0 && K % 4 == 0;
     // Output tiles: chunks of virtual rows by groups of output blocks. Each tile is computed by
     // one thread from start to end, so the schedule cannot change any result.
     const int chunk_rows = std::max(P, (64 / P) * P);
     const int row_chunks = (V + chunk_rows - 1) / chunk_rows;
     int block_groups = 1;
     if (row_chunks < 4 * threads) block_groups = std::min(L.blocks, (4 * threads + row_chunks - 1) / row_chunks);
-    const int blocks_per_group = (L.blocks + block_groups - 1) / block_groups;
+    // Block groups of an even size, so that no micro-tile of two blocks is split between them.
+    int blocks_per_group = (L.blocks + block_groups - 1) / block_groups;
+    if (blocks_per_group % 2 != 0 && blocks_per_group < L.blocks) ++blocks_per_group;
     const int items = row_chunks * block_groups;
+    std::atomic<bool> code_over_limit{false};
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : saturations)
     for (int it = 0; it < items; ++it) {
       const int rc = it / block_groups, bg = it % block_groups;
       const int v0 = rc * chunk_rows, v1 = std::min(V, v0 + chunk_rows);
       const int b0 = bg * blocks_per_group, b1 = std::min(L.blocks, b0 + blocks_per_group);
       if (b0 >= b1) continue;
+      KernelCall call{&L, nullptr, 0, 0, 0, in.first_sample, sums.data()};
+      if (in_place) {
+        if (MaxCode(in.codes + size_t(v0) * K, size_t(v1 - v0) * K) > limit) {
+          code_over_limit = true;
+          continue;
+        }
+        call.x = in.codes;
+        call.row_stride = size_t(K);
+        call.group_stride = size_t(R);
+      } else {
+        // Reused across calls of this thread: fresh pages for every call would cost more than
+        // the repacking itself.
+        thread_local std::vector<uint8_t> scratch;
+        if (scratch.size() < size_t(chunk_rows) * row_bytes) scratch.resize(size_t(chunk_rows) * row_bytes);
+        if (RepackRows(L, in.codes, v0 / P, v1 / P, scratch.data()) > limit) {
+          code_over_limit = true;
+          continue;
+        }
+        call.x = scratch.data();
+        call.v_base = v0;
+        call.row_stride = row_bytes;
+        call.group_stride = size_t(Rp);
+      }
       int64_t sat = 0;
       if (L.isa == KernelIsa::kAvx2) {
         RunAvx2Block(call, v0, v1, b0, b1, &sat);
@@ -347,6 +441,7 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
       }
       saturations += sat;
     }
+    if (code_over_limit) return check(max_pass());
   }
   if (stats != nullptr) {
     const int64_t conversions = int64_t(M) * O * L.groups * L.conv_columns * L.planes;

@@ -1,7 +1,8 @@
 // AVX2 variant of the fused kernel: vpmaddubsw (u8 x s8 -> pairs in int16), int16 accumulation
-// for as many steps as the layer's exactness bound allows, vpmaddwd to widen, ADC in float with an
-// exact tie test (near a tie: the double rule, vectorized), running sums in registers across
-// row groups.
+// for as many steps as the layer's exactness bound allows, vpmaddwd to widen, ADC in float
+// (verified exact for the layer at Create, or with an exact tie test: near a tie the double rule,
+// vectorized), running sums in registers across row groups. A micro-tile is 4 input rows by two
+// 8-output blocks, so each broadcast input feeds two multiplies.
 //
 // Compiled with the baseline flags; only the functions below carry target("avx2,fma"), so no
 // AVX2 instruction can leak into code shared with other translation units (inline functions of
@@ -31,11 +32,12 @@ constexpr float kTieBand = 1.0f / 512.0f;
 struct AdcConsts {
   __m256 inv, lo_m1, hi_p1, lo, hi, tie, absmask;
   __m256d step_d, lo_d, hi_d;
+  __m256i sat_below, sat_above;
 };
 
 PIM_AVX2_INLINE AdcConsts MakeAdcConsts(const Packed& L) {
   AdcConsts k;
-  k.inv = _mm256_set1_ps(float(1.0 / L.step));
+  k.inv = _mm256_set1_ps(L.inv_step);
   k.lo_m1 = _mm256_set1_ps(float(L.range.lo - 1));
   k.hi_p1 = _mm256_set1_ps(float(L.range.hi + 1));
   k.lo = _mm256_set1_ps(float(L.range.lo));
@@ -45,7 +47,20 @@ PIM_AVX2_INLINE AdcConsts MakeAdcConsts(const Packed& L) {
   k.step_d = _mm256_set1_pd(L.step);
   k.lo_d = _mm256_set1_pd(L.range.lo);
   k.hi_d = _mm256_set1_pd(L.range.hi);
+  k.sat_below = _mm256_set1_epi32(L.sat_below);
+  k.sat_above = _mm256_set1_epi32(L.sat_above);
   return k;
+}
+
+// The verified float estimate (FloatAdcCode on 8 lanes); saturations against the exact integer
+// bounds, +1 per saturated lane in `satacc` (each compare mask is -1).
+PIM_AVX2_INLINE __m256i FloatExactAdc(const AdcConsts& k, __m256i p, __m256i& satacc) {
+  __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(p), k.inv);
+  a = _mm256_min_ps(_mm256_max_ps(a, k.lo), k.hi);
+  const __m256i code = _mm256_cvtps_epi32(_mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  satacc = _mm256_sub_epi32(satacc, _mm256_cmpgt_epi32(k.sat_below, p));
+  satacc = _mm256_sub_epi32(satacc, _mm256_cmpgt_epi32(p, k.sat_above));
+  return code;
 }
 
 // The normative rule on 4 lanes: one IEEE double division (correctly rounded, as in scalar
@@ -58,10 +73,10 @@ PIM_AVX2_INLINE __m128i ExactAdc4(__m128i p, const AdcConsts& k, int64_t* sat) {
   return _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(q, k.lo_d), k.hi_d));
 }
 
-// Ideal codes of 8 partial sums. Saturations are counted in `satacc` (+1 per saturated lane) or,
-// on the exact path, in `sat_exact`. No function call on any path, so the running sums of the
-// caller stay in registers.
-PIM_AVX2_INLINE __m256i IdealAdc(const AdcConsts& k, __m256i p, __m256i& satacc, int64_t* sat_exact) {
+// Ideal codes of 8 partial sums for layers whose float estimate is not verified: the estimate
+// with a tie test, lanes near a tie through the double rule. Saturations are counted in `satacc`
+// (+1 per saturated lane) or, on the exact path, in `sat_exact`.
+PIM_AVX2_INLINE __m256i TieCheckedAdc(const AdcConsts& k, __m256i p, __m256i& satacc, int64_t* sat_exact) {
   __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(p), k.inv);
   a = _mm256_min_ps(_mm256_max_ps(a, k.lo_m1), k.hi_p1);
   __m256 r = _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -92,6 +107,21 @@ PIM_AVX2_INLINE __m256i NonIdealAdc(const Packed& L, __m256i p, int g, int o0, i
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(cv));
 }
 
+template <AdcPath kAdc>
+PIM_AVX2_INLINE __m256i Convert(const KernelCall& call, const AdcConsts& k, __m256i p, int v, int g,
+                                int o0, int conv, __m256i& satacc, int64_t* sat) {
+  if constexpr (kAdc == AdcPath::kFloatExact) {
+    return FloatExactAdc(k, p, satacc);
+  } else if constexpr (kAdc == AdcPath::kTieChecked) {
+    return TieCheckedAdc(k, p, satacc, sat);
+  } else {
+    const Packed& L = *call.layer;
+    const int P = L.planes;
+    const uint64_t sample = call.first_sample + uint64_t(v / P);
+    return NonIdealAdc(L, p, g, o0, conv, conv == 0 ? v % P : 0, sample, sat);
+  }
+}
+
 PIM_AVX2_INLINE int64_t HorizontalSum(__m256i v) {
   alignas(32) int32_t t[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(t), v);
@@ -100,96 +130,116 @@ PIM_AVX2_INLINE int64_t HorizontalSum(__m256i v) {
   return s;
 }
 
-// MB virtual input rows [v0, v0 + MB) by the 8 outputs of block b, over all row groups.
-template <int MB, bool kDiff, bool kIdeal>
+// MB virtual input rows [v0, v0 + MB) by the NB 8-output blocks from b, over all row groups.
+// Per step (4 rows of the array) one broadcast of each input row feeds NB vpmaddubsw (x2 for
+// differential: Qp and Qn); int16 accumulation for `flush_steps` steps, vpmaddwd to widen.
+template <int MB, int NB, bool kDiff, AdcPath kAdc>
 PIM_AVX2 void TileImpl(const KernelCall& call, int v0, int b, int64_t* sat) {
+  static_assert(!kDiff || NB == 1, "differential tiles hold one output block (Qp and Qn)");
   const Packed& L = *call.layer;
   const int G = L.groups, steps = L.steps, F = L.flush_steps, P = L.planes;
-  const size_t row_bytes = size_t(G) * L.padded_rows;
-  const uint8_t* x0 = call.xp + size_t(v0) * row_bytes;
+  const size_t stride = call.row_stride;
+  const uint8_t* x0 = call.x + size_t(v0 - call.v_base) * stride;
   constexpr int kWeightBytes = kDiff ? 64 : 32;
-  const int8_t* wb = L.w.data() + size_t(b) * G * steps * kWeightBytes;
+  const size_t block_bytes = size_t(G) * steps * kWeightBytes;
+  const int8_t* wb = L.w.data() + size_t(b) * block_bytes;
   const __m256i ones = _mm256_set1_epi16(1);
   const AdcConsts k = MakeAdcConsts(L);
   __m256i satacc = _mm256_setzero_si256();
 
-  __m256i S[MB];
-  for (int m = 0; m < MB; ++m) S[m] = _mm256_setzero_si256();
+  __m256i S[MB][NB];
+  for (int m = 0; m < MB; ++m)
+    for (int n = 0; n < NB; ++n) S[m][n] = _mm256_setzero_si256();
 
   for (int g = 0; g < G; ++g) {
-    const uint8_t* xg = x0 + size_t(g) * L.padded_rows;
+    const uint8_t* xg = x0 + size_t(g) * call.group_stride;
     const int8_t* w = wb + size_t(g) * steps * kWeightBytes;
     // A short last group (K not a multiple of R) stops at its own rows: the steps past them hold
     // zero inputs and zero weights, so skipping them changes no sum.
     const int group_steps = std::min(steps, (L.reduction - g * L.rows + 3) / 4);
-    __m256i Pp[MB], Pn[MB];
-    for (int m = 0; m < MB; ++m) Pp[m] = Pn[m] = _mm256_setzero_si256();
+    __m256i Pp[MB][NB], Pn[MB];
+    for (int m = 0; m < MB; ++m) {
+      for (int n = 0; n < NB; ++n) Pp[m][n] = _mm256_setzero_si256();
+      Pn[m] = _mm256_setzero_si256();
+    }
     for (int s0 = 0; s0 < group_steps; s0 += F) {
       const int s1 = std::min(group_steps, s0 + F);
-      __m256i Ap[MB], An[MB];
-      for (int m = 0; m < MB; ++m) Ap[m] = An[m] = _mm256_setzero_si256();
+      __m256i Ap[MB][NB], An[MB];
+      for (int m = 0; m < MB; ++m) {
+        for (int n = 0; n < NB; ++n) Ap[m][n] = _mm256_setzero_si256();
+        An[m] = _mm256_setzero_si256();
+      }
       for (int s = s0; s < s1; ++s) {
-        const __m256i wp = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
-        const __m256i wn = kDiff ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32)) : wp;
+        __m256i wv[NB];
+        for (int n = 0; n < NB; ++n) {
+          wv[n] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + n * block_bytes));
+        }
+        const __m256i wn = kDiff ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32)) : wv[0];
         w += kWeightBytes;
         for (int m = 0; m < MB; ++m) {
           int32_t xv;
-          std::memcpy(&xv, xg + m * row_bytes + size_t(s) * 4, 4);
+          std::memcpy(&xv, xg + m * stride + size_t(s) * 4, 4);
           const __m256i xb = _mm256_set1_epi32(xv);
-          Ap[m] = _mm256_add_epi16(Ap[m], _mm256_maddubs_epi16(xb, wp));
+          for (int n = 0; n < NB; ++n) Ap[m][n] = _mm256_add_epi16(Ap[m][n], _mm256_maddubs_epi16(xb, wv[n]));
           if constexpr (kDiff) An[m] = _mm256_add_epi16(An[m], _mm256_maddubs_epi16(xb, wn));
         }
       }
       for (int m = 0; m < MB; ++m) {
-        Pp[m] = _mm256_add_epi32(Pp[m], _mm256_madd_epi16(Ap[m], ones));
+        for (int n = 0; n < NB; ++n) Pp[m][n] = _mm256_add_epi32(Pp[m][n], _mm256_madd_epi16(Ap[m][n], ones));
         if constexpr (kDiff) Pn[m] = _mm256_add_epi32(Pn[m], _mm256_madd_epi16(An[m], ones));
       }
     }
     for (int m = 0; m < MB; ++m) {
-      if constexpr (kIdeal) {
-        S[m] = _mm256_add_epi32(S[m], IdealAdc(k, Pp[m], satacc, sat));
-        if constexpr (kDiff) S[m] = _mm256_sub_epi32(S[m], IdealAdc(k, Pn[m], satacc, sat));
-      } else {
-        const int v = v0 + m;
-        const uint64_t sample = call.first_sample + uint64_t(v / P);
-        S[m] = _mm256_add_epi32(S[m], NonIdealAdc(L, Pp[m], g, b * 8, 0, v % P, sample, sat));
-        if constexpr (kDiff) S[m] = _mm256_sub_epi32(S[m], NonIdealAdc(L, Pn[m], g, b * 8, 1, 0, sample, sat));
+      for (int n = 0; n < NB; ++n) {
+        const int o0 = (b + n) * 8;
+        S[m][n] = _mm256_add_epi32(S[m][n], Convert<kAdc>(call, k, Pp[m][n], v0 + m, g, o0, 0, satacc, sat));
+      }
+      if constexpr (kDiff) {
+        S[m][0] = _mm256_sub_epi32(S[m][0], Convert<kAdc>(call, k, Pn[m], v0 + m, g, b * 8, 1, satacc, sat));
       }
     }
   }
   *sat += HorizontalSum(satacc);  // each saturated lane subtracted a -1 mask
 
   // Store; bit_serial combines the planes of one sample: S = sum_j 2^j S_j.
-  const int O = L.out_channels, o0 = b * 8, valid = std::min(8, O - o0);
-  for (int t = 0; t < MB / P; ++t) {
-    __m256i acc = S[t * P];
-    for (int j = 1; j < P; ++j) acc = _mm256_add_epi32(acc, _mm256_sll_epi32(S[t * P + j], _mm_cvtsi32_si128(j)));
-    int32_t* dst = call.sums + size_t((v0 + t * P) / P) * O + o0;
-    if (valid == 8) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), acc);
-    } else {
-      alignas(32) int32_t tmp[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc);
-      std::copy(tmp, tmp + valid, dst);
+  const int O = L.out_channels;
+  for (int n = 0; n < NB; ++n) {
+    const int o0 = (b + n) * 8, valid = std::min(8, O - o0);
+    for (int t = 0; t < MB / P; ++t) {
+      __m256i acc = S[t * P][n];
+      for (int j = 1; j < P; ++j) acc = _mm256_add_epi32(acc, _mm256_sll_epi32(S[t * P + j][n], _mm_cvtsi32_si128(j)));
+      int32_t* dst = call.sums + size_t((v0 + t * P) / P) * O + o0;
+      if (valid == 8) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), acc);
+      } else {
+        alignas(32) int32_t tmp[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc);
+        std::copy(tmp, tmp + valid, dst);
+      }
     }
   }
 }
 
 // Rows per micro-tile: a multiple of the planes of one sample, sized so that the int16
-// accumulators, running sums, one weight vector and the broadcast fit the 16 ymm registers.
+// accumulators (MB x NB, or 2 x MB for differential), the weight vectors and the broadcast fit
+// the 16 ymm registers.
 int RowsPerTileImpl(const Packed& L) {
-  if (L.scheme == runtime::Scheme::kDifferential) return 2;
+  if (L.scheme == runtime::Scheme::kDifferential) return 4;
   const int P = L.planes;
   if (P == 1 || P == 2) return 4;
   return P;  // 3..8
 }
 
+int BlocksPerTileImpl(const Packed& L) { return RowsPerTileImpl(L) <= 4 ? 2 : 1; }
+
 struct Avx2 {
-  template <int MB, bool kDiff, bool kIdeal>
+  static constexpr int kMaxBlocksPerTile = 2;
+  template <int MB, int NB, bool kDiff, AdcPath kAdc>
   static void Tile(const KernelCall& call, int v0, int b, int64_t* sat) {
-    TileImpl<MB, kDiff, kIdeal>(call, v0, b, sat);
+    TileImpl<MB, NB, kDiff, kAdc>(call, v0, b, sat);
   }
   static int RowsPerTile(const Packed& L) { return RowsPerTileImpl(L); }
+  static int BlocksPerTile(const Packed& L) { return BlocksPerTileImpl(L); }
 };
 
 }  // namespace

@@ -94,25 +94,28 @@ template <int MB, bool kDiff, bool kIdeal>
 PIM_AVX512 void TileImpl(const KernelCall& call, int v0, int b, int64_t* sat) {
   const Packed& L = *call.layer;
   const int G = L.groups, steps = L.steps, P = L.planes;
-  const size_t row_bytes = size_t(G) * L.padded_rows;
-  const uint8_t* x0 = call.xp + size_t(v0) * row_bytes;
+  const size_t stride = call.row_stride;
+  const uint8_t* x0 = call.x + size_t(v0 - call.v_base) * stride;
   constexpr int kWeightBytes = kDiff ? 128 : 64;
-  const int8_t* w = L.w.data() + size_t(b) * G * steps * kWeightBytes;
+  const int8_t* wb = L.w.data() + size_t(b) * G * steps * kWeightBytes;
   const AdcConsts k = MakeAdcConsts(L);
 
   __m512i S[MB];
   for (int m = 0; m < MB; ++m) S[m] = _mm512_setzero_si512();
   for (int g = 0; g < G; ++g) {
-    const uint8_t* xg = x0 + size_t(g) * L.padded_rows;
+    const uint8_t* xg = x0 + size_t(g) * call.group_stride;
+    const int8_t* w = wb + size_t(g) * steps * kWeightBytes;
+    // A short last group reads only its own rows (see KernelCall).
+    const int group_steps = std::min(steps, (L.reduction - g * L.rows + 3) / 4);
     __m512i Pp[MB], Pn[MB];
     for (int m = 0; m < MB; ++m) Pp[m] = Pn[m] = _mm512_setzero_si512();
-    for (int s = 0; s < steps; ++s) {
+    for (int s = 0; s < group_steps; ++s) {
       const __m512i wp = _mm512_loadu_si512(w);
       const __m512i wn = kDiff ? _mm512_loadu_si512(w + 64) : wp;
       w += kWeightBytes;
       for (int m = 0; m < MB; ++m) {
         int32_t xv;
-        std::memcpy(&xv, xg + m * row_bytes + size_t(s) * 4, 4);
+        std::memcpy(&xv, xg + m * stride + size_t(s) * 4, 4);
         const __m512i xb = _mm512_set1_epi32(xv);
         Pp[m] = _mm512_dpbusd_epi32(Pp[m], xb, wp);
         if constexpr (kDiff) Pn[m] = _mm512_dpbusd_epi32(Pn[m], xb, wn);
@@ -148,12 +151,17 @@ int RowsPerTileImpl(const Packed& L) {
   return P <= 8 ? (8 / P) * P : P;
 }
 
+// One 16-output block per micro-tile; the ideal ADC always takes the tie-checked path (the float
+// estimate's verification, Packed::float_adc_exact, is used by the AVX2 variant only).
 struct Avx512 {
-  template <int MB, bool kDiff, bool kIdeal>
+  static constexpr int kMaxBlocksPerTile = 1;
+  template <int MB, int NB, bool kDiff, AdcPath kAdc>
   static void Tile(const KernelCall& call, int v0, int b, int64_t* sat) {
-    TileImpl<MB, kDiff, kIdeal>(call, v0, b, sat);
+    static_assert(NB == 1);
+    TileImpl<MB, kDiff, kAdc != AdcPath::kNonIdeal>(call, v0, b, sat);
   }
   static int RowsPerTile(const Packed& L) { return RowsPerTileImpl(L); }
+  static int BlocksPerTile(const Packed&) { return 1; }
 };
 
 }  // namespace

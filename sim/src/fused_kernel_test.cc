@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "fused_kernel_internal.h"
 
 namespace pim::sim {
 namespace {
@@ -193,7 +194,9 @@ TEST(FusedKernel, BitExactOnOddShapes) {
   uint32_t seed = 200;
   for (Scheme scheme : {Scheme::kNative, Scheme::kDifferential, Scheme::kBitSerial}) {
     for (int out : {1, 7, 8, 9, 17, 33}) {
-      for (int k : {1, 5, 63, 65, 150}) {
+      // K multiples of 4 take the in-place input path (no repack), the others the repacking one;
+      // 196 = 3 x 64 + 4 has a short last row group of one step.
+      for (int k : {1, 5, 63, 65, 150, 4, 64, 144, 196}) {
         Case c;
         c.scheme = scheme;
         c.out = out;
@@ -241,6 +244,89 @@ TEST(FusedKernel, BitExactAtRoundingTiesAndSaturation) {
         ExpectAllIsasAgree(c, seed++);
       }
     }
+  }
+}
+
+// Many input vectors: several row chunks per thread, a remainder micro-tile, and (O = 40: five
+// 8-output blocks) a lone last block beside the pairs. Both input paths (K = 144 in place, K = 150
+// repacked) and R not a multiple of 4 (repacked).
+TEST(FusedKernel, BitExactOnLargeBatches) {
+  uint32_t seed = 250;
+  for (Scheme scheme : {Scheme::kNative, Scheme::kDifferential, Scheme::kBitSerial}) {
+    for (int k : {144, 150}) {
+      for (int rows : {60, 64, 62}) {
+        Case c;
+        c.scheme = scheme;
+        c.out = 40;
+        c.k = k;
+        c.rows = rows;
+        c.vectors = 301;
+        ExpectAllIsasAgree(c, seed++);
+      }
+    }
+  }
+}
+
+// The SIMD kernels skip the tie test when FloatAdcIsExact says the float estimate equals the
+// normative rule for every reachable partial sum. Checked against brute force over every p, for
+// random steps and for steps placed a hair off a rounding tie (where the estimate can be wrong).
+TEST(FusedKernel, FloatAdcVerificationAgreesWithBruteForce) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> log_step(-2, 4);
+  int accepted = 0, rejected = 0;
+  for (int i = 0; i < 400; ++i) {
+    const Scheme scheme = i % 2 == 0 ? Scheme::kNative : Scheme::kDifferential;
+    const AdcRange range = CodeRange(scheme, 1 + int(rng() % 8));
+    const int64_t bound = 1 + int64_t(rng() % 20000);
+    double step = std::pow(10.0, log_step(rng));
+    if (i % 2 == 1) {  // p0 / step = c0 + 1/2 - or + a few ulps
+      const int64_t p0 = 1 + int64_t(rng() % bound);
+      const int c0 = int(rng() % 64);
+      step = double(p0) / (c0 + 0.5) * (1 + (int(rng() % 21) - 10) * 1e-15);
+    }
+    const float inv = float(1.0 / step);
+    bool all = true;
+    for (int64_t p = -bound; p <= bound && all; ++p) {
+      all = FloatAdcCode(int32_t(p), inv, range) == IdealAdcCode(p, step, range);
+    }
+    const bool claimed = FloatAdcIsExact(step, range, bound);
+    ASSERT_EQ(claimed, all) << "step=" << step << " range=[" << range.lo << ", " << range.hi << "] bound=" << bound;
+    (claimed ? accepted : rejected) += 1;
+  }
+  EXPECT_GT(accepted, 100);
+  EXPECT_GT(rejected, 10);  // the near-tie steps do catch the estimate out
+}
+
+// A layer whose step makes the float estimate wrong for some reachable p still converts exactly
+// (the tie-checked path): inputs and weights chosen so that p = 7 * 3 occurs.
+TEST(FusedKernel, BitExactWhenTheFloatEstimateIsNotExact) {
+  const AdcRange range = CodeRange(Scheme::kNative, 7);
+  double step = 0;
+  for (int e = -10; e <= 10 && step == 0; ++e) {
+    const double s = 21.0 / 3.5 * (1 + e * 1e-16);
+    if (FloatAdcCode(21, float(1.0 / s), range) != IdealAdcCode(21, s, range)) step = s;
+  }
+  ASSERT_NE(step, 0) << "no step near 6 fools the float estimate at p = 21";
+  ASSERT_FALSE(FloatAdcIsExact(step, range, 64 * 15 * 7));
+  Case c;
+  c.step = step;
+  c.out = 16;
+  c.k = 64;
+  c.rows = 64;
+  c.vectors = 9;
+  std::mt19937 rng(12);
+  runtime::LayerMapping l = MakeLayer(c, rng);
+  std::vector<uint8_t> x = MakeInputs(c, rng);
+  std::fill(l.weight_codes.begin(), l.weight_codes.begin() + c.k, int8_t{0});
+  l.weight_codes[0] = 7;
+  x[0] = 3;  // output 0 of sample 0: p = 21 in row group 0
+  std::fill(x.begin() + 1, x.begin() + c.k, uint8_t{0});
+  const Result ref = RunWith(l, nullptr, KernelIsa::kScalar, 1, x, c.vectors);
+  ASSERT_EQ(ref.sums, Naive(l, x, c.vectors));
+  EXPECT_EQ(ref.sums[0], IdealAdcCode(21, step, range));
+  for (KernelIsa isa : SimdIsas()) {
+    const Result r = RunWith(l, nullptr, isa, 2, x, c.vectors);
+    EXPECT_EQ(r.sums, ref.sums) << KernelIsaName(isa);
   }
 }
 
