@@ -342,13 +342,58 @@ void Im2ColCodesSamples(const uint8_t* x, int64_t n0, int64_t n1, int64_t h, int
   }
 }
 
+// Samples [n0, n1) of Im2ColCodes for windows 3 wide with stride 1 and dilation 1 along x (any
+// height, vertical stride and dilation). Inside the image row, a window's 3 bytes are copied
+// with one 4-byte load and store: the 4th byte lands on the next (c, ky)'s first byte, which is
+// written after it, so only the last (c, ky) of a window stores exactly 3. The loads read the
+// input itself (a copy into a padded line first would stall every load on store forwarding).
+void Im2ColCodesSamplesWidth3(const uint8_t* x, int64_t n0, int64_t n1, int64_t h, int64_t w, const ConvParams& conv,
+                              uint8_t* out) {
+  const int64_t c_count = conv.in_channels, oh = conv.OutH(h), ow = conv.OutW(w), k_count = conv.K();
+  const int kh = conv.kernel_h, pad = conv.pad_left;
+  // Windows [ox_in, ox_end) read 4 bytes inside the row: x0 = ox - pad >= 0 and x0 + 3 < w.
+  const int64_t ox_in = std::min<int64_t>(ow, pad), ox_end = std::max(ox_in, std::min<int64_t>(ow, w - 3 + pad));
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint8_t* image = x + n * c_count * h * w;
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      uint8_t* dst = out + (n * oh + oy) * ow * k_count;
+      for (int64_t c = 0; c < c_count; ++c) {
+        for (int ky = 0; ky < kh; ++ky) {
+          const int64_t yy = oy * conv.stride_h - conv.pad_top + int64_t(ky) * conv.dilation_h;
+          uint8_t* d = dst + (c * kh + ky) * 3;
+          if (yy < 0 || yy >= h) {
+            for (int64_t ox = 0; ox < ow; ++ox) std::memset(d + ox * k_count, 0, 3);
+            continue;
+          }
+          const uint8_t* row = image + (c * h + yy) * w;
+          auto edge = [&](int64_t ox) {
+            for (int i = 0; i < 3; ++i) {
+              const int64_t xx = ox - pad + i;
+              d[ox * k_count + i] = xx >= 0 && xx < w ? row[xx] : 0;
+            }
+          };
+          for (int64_t ox = 0; ox < ox_in; ++ox) edge(ox);
+          if (c == c_count - 1 && ky == kh - 1) {
+            for (int64_t ox = ox_in; ox < ox_end; ++ox) std::memcpy(d + ox * k_count, row + ox - pad, 3);
+          } else {
+            for (int64_t ox = ox_in; ox < ox_end; ++ox) std::memcpy(d + ox * k_count, row + ox - pad, 4);
+          }
+          for (int64_t ox = ox_end; ox < ow; ++ox) edge(ox);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void Im2ColCodes(const uint8_t* x, int64_t n_count, int64_t h, int64_t w, const ConvParams& conv, uint8_t* out) {
   const int64_t work = n_count * conv.OutH(h) * conv.OutW(w) * conv.K();
 #pragma omp parallel for schedule(static) if (work > (int64_t(1) << 20))
   for (int64_t n = 0; n < n_count; ++n) {
-    if (conv.kernel_h == 3 && conv.kernel_w == 3) {
+    if (conv.kernel_w == 3 && conv.stride_w == 1 && conv.dilation_w == 1) {
+      Im2ColCodesSamplesWidth3(x, n, n + 1, h, w, conv, out);
+    } else if (conv.kernel_h == 3 && conv.kernel_w == 3) {
       Im2ColCodesSamples<3, 3>(x, n, n + 1, h, w, conv, out);
     } else if (conv.kernel_h == 1 && conv.kernel_w == 1) {
       Im2ColCodesSamples<1, 1>(x, n, n + 1, h, w, conv, out);

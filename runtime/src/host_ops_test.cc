@@ -136,30 +136,33 @@ TEST(HostOps, ToCodesNarrowsAndNamesTheFirstBadElement) {
 
 TEST(HostOps, Im2ColCodesEqualsIm2Col) {
   std::mt19937 rng(3);
-  for (auto [kh, kw] : {std::pair{3, 2}, {3, 3}, {1, 1}}) {
+  // 3-wide windows with stride and dilation 1 along x take a path of their own.
+  for (auto [kh, kw] : {std::pair{3, 2}, {3, 3}, {1, 1}, {1, 3}, {2, 3}}) {
     for (int stride : {1, 2}) {
       for (int pad : {0, 1, 2}) {
         for (int dil : {1, 2}) {
-          ConvParams c;
-          c.in_channels = 3;
-          c.kernel_h = kh;
-          c.kernel_w = kw;
-          c.stride_h = stride;
-          c.stride_w = 1;
-          c.pad_top = pad;
-          c.pad_left = pad;
-          c.pad_bottom = 1;
-          c.pad_right = pad;
-          c.dilation_h = dil;
-          c.dilation_w = 1;
-          Tensor x({2, 3, 7, 6});
-          std::vector<uint8_t> codes(x.data.size());
-          for (size_t i = 0; i < x.data.size(); ++i) codes[i] = uint8_t(rng() % 16), x.data[i] = codes[i];
-          std::vector<uint8_t> want;
-          Im2Col(x, c, &want);
-          std::vector<uint8_t> got(want.size(), 0xee);
-          Im2ColCodes(codes.data(), 2, 7, 6, c, got.data());
-          EXPECT_EQ(got, want) << kh << "x" << kw << " " << stride << " " << pad << " " << dil;
+          for (int x_step : {1, 2}) {
+            ConvParams c;
+            c.in_channels = 3;
+            c.kernel_h = kh;
+            c.kernel_w = kw;
+            c.stride_h = stride;
+            c.stride_w = x_step;
+            c.pad_top = pad;
+            c.pad_left = pad;
+            c.pad_bottom = 1;
+            c.pad_right = (pad + 1) % 3;
+            c.dilation_h = dil;
+            c.dilation_w = dil == 2 ? x_step : 1;
+            Tensor x({2, 3, 7, 6});
+            std::vector<uint8_t> codes(x.data.size());
+            for (size_t i = 0; i < x.data.size(); ++i) codes[i] = uint8_t(rng() % 16), x.data[i] = codes[i];
+            std::vector<uint8_t> want;
+            Im2Col(x, c, &want);
+            std::vector<uint8_t> got(want.size(), 0xee);
+            Im2ColCodes(codes.data(), 2, 7, 6, c, got.data());
+            EXPECT_EQ(got, want) << kh << "x" << kw << " " << stride << " " << pad << " " << dil << " " << x_step;
+          }
         }
       }
     }
