@@ -295,7 +295,7 @@ absl::StatusOr<Tensor> Executor::Impl::RunMatrix(PlannedStep& ps, const Tensor& 
     std::vector<double> part(real_sums.size());
     for (Segment& seg : ps.segments) {
       if (absl::Status s = EnsurePhase(seg.phase, profile); !s.ok()) return s;
-      InputBatch batch{rows->data(), int(m_count), int(ps.k), ps.input_bits, uint64_t(first_image * l)};
+      InputBatch batch{rows->data(), int(m_count), int(ps.k), ps.input_bits, uint64_t(first_image * l), true};
       if (absl::Status s = options.run_layer(*backend, seg.mapping, batch, absl::MakeSpan(part)); !s.ok()) {
         return absl::Status(s.code(), absl::StrCat("step '", step.name(), "': ", s.message()));
       }
@@ -307,7 +307,7 @@ absl::StatusOr<Tensor> Executor::Impl::RunMatrix(PlannedStep& ps, const Tensor& 
     if (ps.segments.size() > 1) sums.assign(ps.part.size(), 0);
     for (Segment& seg : ps.segments) {
       if (absl::Status s = EnsurePhase(seg.phase, profile); !s.ok()) return s;
-      InputBatch batch{rows->data(), int(m_count), int(ps.k), ps.input_bits, uint64_t(first_image * l)};
+      InputBatch batch{rows->data(), int(m_count), int(ps.k), ps.input_bits, uint64_t(first_image * l), true};
       if (absl::Status s = backend->RunLayer(seg.mapping, batch, absl::MakeSpan(ps.part)); !s.ok()) {
         return absl::Status(s.code(), absl::StrCat("step '", step.name(), "': ", s.message()));
       }

@@ -351,9 +351,10 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
   if (in.codes == nullptr) return absl::InvalidArgumentError(absl::StrCat("layer '", L.name, "': no input codes"));
 
   // Every input code is checked against the input bits (the SIMD exactness bounds depend on
-  // them): on the scalar path in one pass before any sum, on the SIMD paths per work item, folded
-  // into the rows' repack or run just before the kernel reads them. On failure the sums are
-  // unspecified and the error names the first bad code (found by `check` over all inputs).
+  // them), unless the caller already did (InputBatch::codes_checked, the executor): on the scalar
+  // path in one pass before any sum, on the SIMD paths per work item, folded into the rows'
+  // repack or run just before the kernel reads them. On failure the sums are unspecified and the
+  // error names the first bad code (found by `check` over all inputs).
   const int limit = (1 << L.input_bits) - 1;
   const int64_t total = int64_t(M) * K;
   auto check = [&](unsigned max_code) -> absl::Status {
@@ -374,7 +375,9 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
   int64_t saturations = 0;
   const int threads = L.threads;
   if (L.isa == KernelIsa::kScalar) {
-    if (absl::Status st = check(max_pass()); !st.ok()) return st;
+    if (!in.codes_checked) {
+      if (absl::Status st = check(max_pass()); !st.ok()) return st;
+    }
     const int chunk = 8;
     const int items = (M + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : saturations)
@@ -412,7 +415,7 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
       if (b0 >= b1) continue;
       KernelCall call{&L, nullptr, 0, 0, 0, in.first_sample, sums.data()};
       if (in_place) {
-        if (MaxCode(in.codes + size_t(v0) * K, size_t(v1 - v0) * K) > limit) {
+        if (!in.codes_checked && MaxCode(in.codes + size_t(v0) * K, size_t(v1 - v0) * K) > limit) {
           code_over_limit = true;
           continue;
         }

@@ -226,7 +226,7 @@ PIM_AVX2 void TileImpl(const KernelCall& call, int v0, int b, int64_t* sat) {
 int RowsPerTileImpl(const Packed& L) {
   if (L.scheme == runtime::Scheme::kDifferential) return 4;
   const int P = L.planes;
-  if (P == 1 || P == 2) return 4;
+  if (P == 1 || P == 2) return 4;  // 4 x 2 blocks measured faster than 3, 5 or 6 rows
   return P;  // 3..8
 }
 

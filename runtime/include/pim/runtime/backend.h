@@ -76,12 +76,16 @@ struct AdcSetting {
 // A batch of M input vectors for one layer or tile: codes X in [0, 2^input_bits - 1],
 // row-major [M][width]. `first_sample` is the global sample index of vector 0 (vector m is
 // sample first_sample + m); noise is a function of it, so results do not depend on batching.
+// `codes_checked`: the producer has already checked every code against input_bits (the
+// executor does so while narrowing a layer's input, ToCodes), so a backend need not scan them
+// again; codes from anywhere else (a wire, a test) leave it false and are checked.
 struct InputBatch {
   const uint8_t* codes = nullptr;
   int vectors = 0;  // M
   int width = 0;    // K for a layer, rows() for a tile
   int input_bits = 0;
   uint64_t first_sample = 0;
+  bool codes_checked = false;
 };
 
 // Conversions per output of one tile MVM: 1 (native), 2 (differential: + then -),
