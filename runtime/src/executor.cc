@@ -1,5 +1,6 @@
 #include "pim/runtime/executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -66,6 +67,9 @@ struct Executor::Impl {
     const proto::Step* step = nullptr;
     Kind kind = Kind::kHost;
     std::vector<std::string> free_after;  // values last used by this step
+    // The first input dies here and is used once by this step: an elementwise op may take it
+    // over (moved, computed in place) instead of allocating its result.
+    bool consumes_first_input = false;
     // Matrix layers.
     bool conv = false;
     ConvParams conv_params;
@@ -120,6 +124,12 @@ absl::Status Executor::Impl::Plan() {
     ps.step = &program.steps(int(i));
     for (const std::string& name : ps.step->inputs()) {
       if (last_use[name] == i && !outputs.count(name)) ps.free_after.push_back(name);
+    }
+    if (ps.step->inputs_size() > 0) {
+      const std::string& first = ps.step->inputs(0);
+      ps.consumes_first_input =
+          std::count(ps.free_after.begin(), ps.free_after.end(), first) == 1 &&
+          std::count(ps.step->inputs().begin(), ps.step->inputs().end(), first) == 1;
     }
     if (ps.step->kind_case() == proto::Step::kFloatMatrix) {
       const proto::FloatMatrixStep& m = ps.step->float_matrix();
@@ -357,21 +367,27 @@ absl::StatusOr<Tensor> Executor::Impl::RunStep(PlannedStep& ps, std::map<std::st
                                                int64_t first_image, Tensor* s_out, std::vector<StepProfile>& profile) {
   const proto::Step& step = *ps.step;
   const Tensor& x = values.at(step.inputs(0));
+  // For the elementwise ops: the input itself when this step is its last use (values then holds
+  // a moved-from tensor until free_after erases it), else a copy.
+  auto take_x = [&]() -> Tensor { return ps.consumes_first_input ? std::move(values.at(step.inputs(0))) : x; };
   switch (step.kind_case()) {
     case proto::Step::kQuantize: {
       const proto::QuantizeStep& q = step.quantize();
-      return QuantizeOp(x, q.scale(), q.zero_point(), q.lo(), q.hi());
+      return QuantizeOp(take_x(), q.scale(), q.zero_point(), q.lo(), q.hi());
     }
     case proto::Step::kDequantize:
-      return DequantizeOp(x, step.dequantize().scale(), step.dequantize().zero_point());
+      return DequantizeOp(take_x(), step.dequantize().scale(), step.dequantize().zero_point());
     case proto::Step::kMatrix: return RunMatrix(ps, x, first_image, s_out, profile);
     case proto::Step::kBatchNorm: {
       const proto::BatchNormStep& bn = step.batch_norm();
-      return BatchNormOp(x, bn.scale(), bn.bias(), bn.mean(), bn.var(), bn.epsilon());
+      return BatchNormOp(take_x(), bn.scale(), bn.bias(), bn.mean(), bn.var(), bn.epsilon());
     }
-    case proto::Step::kRelu: return ReluOp(x);
-    case proto::Step::kClip: return ClipOp(x, step.clip().lo(), step.clip().hi());
-    case proto::Step::kAdd: return AddOp(x, values.at(step.inputs(1)));
+    case proto::Step::kRelu: return ReluOp(take_x());
+    case proto::Step::kClip: return ClipOp(take_x(), step.clip().lo(), step.clip().hi());
+    case proto::Step::kAdd: {
+      const Tensor& b = values.at(step.inputs(1));
+      return AddOp(take_x(), b);
+    }
     case proto::Step::kPool: {
       const proto::PoolStep& p = step.pool();
       PoolParams pp;

@@ -13,27 +13,24 @@ namespace pim::runtime {
 // even in the default mode) instead of a libm call per element; target_clones keeps a baseline
 // version for x86-64 without SSE4.1.
 __attribute__((target_clones("sse4.1", "default")))
-Tensor QuantizeOp(const Tensor& x, double scale, int64_t zero_point, int64_t lo, int64_t hi) {
-  Tensor y(x.shape);
+Tensor QuantizeOp(Tensor x, double scale, int64_t zero_point, int64_t lo, int64_t hi) {
   const double zp = double(zero_point), dlo = double(lo), dhi = double(hi);
-  for (size_t i = 0; i < x.data.size(); ++i) {
-    const double v = std::nearbyint(x.data[i] / scale) + zp;
-    y.data[i] = std::isnan(v) ? v : std::min(std::max(v, dlo), dhi);
+  for (double& e : x.data) {
+    const double v = std::nearbyint(e / scale) + zp;
+    e = std::isnan(v) ? v : std::min(std::max(v, dlo), dhi);
   }
-  return y;
+  return x;
 }
 
-Tensor DequantizeOp(const Tensor& q, double scale, int64_t zero_point) {
-  Tensor y(q.shape);
+Tensor DequantizeOp(Tensor q, double scale, int64_t zero_point) {
   const double zp = double(zero_point);
-  for (size_t i = 0; i < q.data.size(); ++i) y.data[i] = (q.data[i] - zp) * scale;
-  return y;
+  for (double& e : q.data) e = (e - zp) * scale;
+  return q;
 }
 
-Tensor BatchNormOp(const Tensor& x, absl::Span<const double> scale, absl::Span<const double> bias,
+Tensor BatchNormOp(Tensor x, absl::Span<const double> scale, absl::Span<const double> bias,
                    absl::Span<const double> mean, absl::Span<const double> var, double epsilon) {
   PIM_CHECK(x.shape.size() >= 2 && int64_t(scale.size()) == x.shape[1]);
-  Tensor y(x.shape);
   const int64_t c_count = x.shape[1];
   const int64_t inner = x.sample_size() / c_count;
   size_t i = 0;
@@ -41,27 +38,29 @@ Tensor BatchNormOp(const Tensor& x, absl::Span<const double> scale, absl::Span<c
     for (int64_t c = 0; c < c_count; ++c) {
       const double denom = std::sqrt(var[size_t(c)] + epsilon);
       for (int64_t j = 0; j < inner; ++j, ++i) {
-        y.data[i] = (x.data[i] - mean[size_t(c)]) / denom * scale[size_t(c)] + bias[size_t(c)];
+        x.data[i] = (x.data[i] - mean[size_t(c)]) / denom * scale[size_t(c)] + bias[size_t(c)];
       }
     }
   }
-  return y;
+  return x;
 }
 
-Tensor ReluOp(const Tensor& x) {
-  Tensor y(x.shape);
-  for (size_t i = 0; i < x.data.size(); ++i) y.data[i] = std::max(x.data[i], 0.0);
-  return y;
+Tensor ReluOp(Tensor x) {
+  for (double& e : x.data) e = std::max(e, 0.0);
+  return x;
 }
 
-Tensor ClipOp(const Tensor& x, double lo, double hi) {
-  Tensor y(x.shape);
-  for (size_t i = 0; i < x.data.size(); ++i) y.data[i] = std::min(std::max(x.data[i], lo), hi);
-  return y;
+Tensor ClipOp(Tensor x, double lo, double hi) {
+  for (double& e : x.data) e = std::min(std::max(e, lo), hi);
+  return x;
 }
 
-Tensor AddOp(const Tensor& a, const Tensor& b) {
+Tensor AddOp(Tensor a, const Tensor& b) {
   PIM_CHECK(a.shape.size() == b.shape.size());
+  if (a.shape == b.shape) {
+    for (size_t i = 0; i < a.data.size(); ++i) a.data[i] += b.data[i];
+    return a;
+  }
   const size_t rank = a.shape.size();
   std::vector<int64_t> shape(rank);
   for (size_t d = 0; d < rank; ++d) {

@@ -12,17 +12,20 @@
 
 namespace pim::runtime {
 
+// Elementwise ops take their (first) input by value and compute in place: a caller that no
+// longer needs the input moves it in and no new tensor is allocated; otherwise it is copied.
+
 // clamp(rne(x / scale) + zero_point, lo, hi)
-Tensor QuantizeOp(const Tensor& x, double scale, int64_t zero_point, int64_t lo, int64_t hi);
+Tensor QuantizeOp(Tensor x, double scale, int64_t zero_point, int64_t lo, int64_t hi);
 // (q - zero_point) * scale
-Tensor DequantizeOp(const Tensor& q, double scale, int64_t zero_point);
+Tensor DequantizeOp(Tensor q, double scale, int64_t zero_point);
 // (x - mean[c]) / sqrt(var[c] + epsilon) * scale[c] + bias[c], c = dimension 1
-Tensor BatchNormOp(const Tensor& x, absl::Span<const double> scale, absl::Span<const double> bias,
+Tensor BatchNormOp(Tensor x, absl::Span<const double> scale, absl::Span<const double> bias,
                    absl::Span<const double> mean, absl::Span<const double> var, double epsilon);
-Tensor ReluOp(const Tensor& x);
-Tensor ClipOp(const Tensor& x, double lo, double hi);
-// a + b with numpy broadcasting (equal ranks).
-Tensor AddOp(const Tensor& a, const Tensor& b);
+Tensor ReluOp(Tensor x);
+Tensor ClipOp(Tensor x, double lo, double hi);
+// a + b with numpy broadcasting (equal ranks); in place in `a` when the shapes are equal.
+Tensor AddOp(Tensor a, const Tensor& b);
 
 struct PoolParams {
   enum class Kind { kMax, kAverage, kGlobalAverage };
