@@ -156,6 +156,9 @@ TEST_F(PimrunTest, UsageAndDeviceErrors) {
   EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --frobnicate").exit_code, 2);
   EXPECT_EQ(Pimrun(model_).exit_code, 2);
   EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --batch 0").exit_code, 2);
+  Result usage = Pimrun(model_ + " --input " + dir_ + "/x.npy --limit -1");
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_THAT(usage.err, HasSubstr("--limit: Value -1 not in range 0 to 1099511627776"));
   Result r = Pimrun(model_ + " --input " + dir_ + "/x.npy --device pcie:3");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("device 'pcie:3': unknown device kind 'pcie'"));

@@ -5,7 +5,9 @@
 //   pimc inspect model.pimb [--json] [--no-tiles]
 //
 // Exit codes: 0 ok, 1 failure (one message on stderr naming what and where), 2 usage error.
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <optional>
@@ -21,6 +23,18 @@
 #include "pim/runtime/program_file.h"
 
 namespace {
+
+// A positive, finite real (CLI::PositiveNumber would print DBL_MAX as its upper bound).
+const CLI::Validator kPositiveFinite(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      const double v = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0' || !(v > 0) || !std::isfinite(v)) {
+        return "must be a positive finite number, got '" + text + "'";
+      }
+      return "";
+    },
+    "POSITIVE", "positive finite");
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
@@ -101,7 +115,7 @@ int Main(int argc, char** argv) {
   compile->add_option("--rows", ca.rows, "rows R summed per analog MAC (overrides the model)")
       ->check(CLI::Range(1, 1 << 20));
   compile->add_option("--adc-step", ca.adc_step, "ADC step Delta for every PIM layer (rule: override)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveFinite);
   compile->add_flag("--require-pim", ca.require_pim, "fail if a quantized layer cannot be placed on the chip");
   compile->add_flag("--json", ca.json, "print the summary as JSON");
 

@@ -417,7 +417,8 @@ int main(int argc, char** argv) {
   app.add_option("--output,-o", o.output, "write the model output (logits) as float32 .npy");
   app.add_option("--calibration", o.calibration, "linearize ADC codes with a calibration file (pimcal adc -o FILE)");
   app.add_option("--batch,-b", o.batch, "samples per batch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  app.add_option("--limit,-n", o.limit, "run only the first N samples")->check(CLI::NonNegativeNumber);
+  app.add_option("--limit,-n", o.limit, "run only the first N samples")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_flag("--json", o.json, "machine-readable result on stdout");
   app.add_flag("--profile", o.profile, "per-step time and device counters");
   app.add_flag("--list-devices", o.list_devices, "list attached devices and exit");
