@@ -51,8 +51,14 @@ int ColumnCurve::Convert(int64_t p, double step, AdcRange range, uint64_t noise_
   if (noise_sigma_lsb_ > 0) v += noise_sigma_lsb_ * StandardNormal(noise_key);
   const double index = v - range.lo;
   if (saturated != nullptr) *saturated = index < -0.5 || index >= range.levels() - 0.5;
-  const auto it = std::upper_bound(thresholds_.begin(), thresholds_.end(), index);
-  return range.lo + static_cast<int>(it - thresholds_.begin());
+  // The number of thresholds <= index (thresholds nondecreasing): start from where the ideal
+  // curve {0.5, 1.5, ...} would put it and walk to the exact count; real curves are within a
+  // step or two of it, so this beats a binary search's mispredicted branches.
+  const int count = static_cast<int>(thresholds_.size());
+  int i = static_cast<int>(std::clamp(std::floor(index + 0.5), 0.0, static_cast<double>(count)));
+  while (i > 0 && thresholds_[size_t(i - 1)] > index) --i;
+  while (i < count && thresholds_[size_t(i)] <= index) ++i;
+  return range.lo + i;
 }
 
 AdcModel::AdcModel(NonIdealityParams params) : params_(std::move(params)) {

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 namespace pim::sim {
 namespace {
 
@@ -119,6 +122,37 @@ TEST(AdcModel, ExplicitTableReplacesParametersForItsColumn) {
   absl::StatusOr<ColumnCurve> wrong = m.Curve(2, 7, 3);
   EXPECT_EQ(wrong.status().message(),
             "profile 'ideal' column (macro 2, column 7) has 3 thresholds; a 3-bit conversion needs 7");
+}
+
+// Convert counts the thresholds at or below the analog index by walking from the ideal curve's
+// guess; it must agree with a plain count for curves far from ideal (wide DNL, equal
+// thresholds, codes squeezed to one end) and indices anywhere, including far off scale.
+TEST(AdcModel, ConvertCountsThresholdsBelowTheIndex) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<double> unit(0, 1);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int bits = 1 + trial % 5;
+    const int count = (1 << bits) - 1;
+    ColumnTable t;
+    t.macro = 0;
+    t.column = trial;
+    double th = -1.5 + 3 * unit(rng);
+    for (int i = 0; i < count; ++i) {
+      t.thresholds.push_back(th);
+      if (trial % 7 != 0) th += (trial % 3 == 0 ? 4.0 : 1.5) * unit(rng);  // every 7th: all equal
+    }
+    NonIdealityParams p;
+    p.columns.push_back(t);
+    const ColumnCurve c = *AdcModel(p).Curve(0, trial, bits);
+    const AdcRange r{0, count};
+    for (int64_t x = -40; x <= 4 * count + 40; ++x) {
+      const double index = double(x) / 4;  // p / step with step 4: quarter-LSB points, exact
+      const int want = int(std::upper_bound(t.thresholds.begin(), t.thresholds.end(), index) - t.thresholds.begin());
+      ASSERT_EQ(c.Convert(x, 4.0, r, 0, nullptr), want) << "trial " << trial << " index " << index;
+    }
+    EXPECT_EQ(c.Convert(int64_t{1} << 40, 1.0, r, 0, nullptr), count);
+    EXPECT_EQ(c.Convert(-(int64_t{1} << 40), 1.0, r, 0, nullptr), 0);
+  }
 }
 
 }  // namespace

@@ -117,6 +117,11 @@ absl::Status BuildPorts(FusedLayer::Packed& L, const runtime::LayerMapping& laye
       covered[size_t(t.row_group) * O + o] = true;
     }
   }
+  for (AdcPort& port : L.ports) {
+    for (int plane = 0; plane < L.planes; ++plane) {
+      port.noise_keys[plane] = ColumnNoiseKey(L.seed, port.tile_id, port.column, uint32_t(plane));
+    }
+  }
   for (int g = 0; g < L.groups; ++g) {
     for (int o = 0; o < O; ++o) {
       if (!covered[size_t(g) * O + o]) {

@@ -17,9 +17,11 @@ namespace pim::sim {
 // The ADC that converts one (row group, conversion column): its transfer curve and the noise key
 // fields (tile id, physical column in its macro).
 struct AdcPort {
+  static constexpr int kMaxPlanes = 8;
   const ColumnCurve* curve = nullptr;
   uint32_t tile_id = 0;
   uint32_t column = 0;
+  uint64_t noise_keys[kMaxPlanes] = {};  // ColumnNoiseKey(seed, tile_id, column, plane)
 };
 
 struct FusedLayer::Packed {
@@ -187,7 +189,7 @@ namespace pim::sim {
 inline int NonIdealCode(const FusedLayer::Packed& L, int64_t p, int g, int o, int conv, int plane,
                         uint64_t sample, bool* saturated) {
   const AdcPort& port = L.Port(g, o, conv);
-  const uint64_t key = ConversionNoiseKey(L.seed, port.tile_id, port.column, uint32_t(plane), sample);
+  const uint64_t key = SampleNoiseKey(port.noise_keys[plane], sample);
   return port.curve->Convert(p, L.step, L.range, key, saturated);
 }
 

@@ -21,12 +21,19 @@ constexpr uint64_t HashCombine(uint64_t key, uint64_t field) {
 }
 
 // The key of the thermal noise of one conversion: (profile seed, tile id, physical column in its
-// macro, bit plane (0 unless bit_serial), global sample index). DESIGN section 4.
+// macro, bit plane (0 unless bit_serial), global sample index). DESIGN section 4. In two parts
+// for callers that convert many samples on one column: ColumnNoiseKey once, then per sample
+// SampleNoiseKey; ConversionNoiseKey is the two together (the same value).
+constexpr uint64_t ColumnNoiseKey(uint64_t seed, uint32_t tile_id, uint32_t column, uint32_t plane) {
+  const uint64_t k = HashCombine(Mix64(seed ^ 0x6e6f697365ULL /* "noise" */), tile_id);
+  return HashCombine(k, (uint64_t{column} << 32) | plane);
+}
+
+constexpr uint64_t SampleNoiseKey(uint64_t column_key, uint64_t sample) { return HashCombine(column_key, sample); }
+
 constexpr uint64_t ConversionNoiseKey(uint64_t seed, uint32_t tile_id, uint32_t column,
                                       uint32_t plane, uint64_t sample) {
-  uint64_t k = HashCombine(Mix64(seed ^ 0x6e6f697365ULL /* "noise" */), tile_id);
-  k = HashCombine(k, (uint64_t{column} << 32) | plane);
-  return HashCombine(k, sample);
+  return SampleNoiseKey(ColumnNoiseKey(seed, tile_id, column, plane), sample);
 }
 
 // A uniform double in (0, 1) from a key (52 random bits, never 0 or 1).
