@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -51,13 +52,17 @@ int ColumnCurve::Convert(int64_t p, double step, AdcRange range, uint64_t noise_
   if (noise_sigma_lsb_ > 0) v += noise_sigma_lsb_ * StandardNormal(noise_key);
   const double index = v - range.lo;
   if (saturated != nullptr) *saturated = index < -0.5 || index >= range.levels() - 0.5;
-  // The number of thresholds <= index (thresholds nondecreasing): start from where the ideal
-  // curve {0.5, 1.5, ...} would put it and walk to the exact count; real curves are within a
-  // step or two of it, so this beats a binary search's mispredicted branches.
+  // The number i of thresholds <= index (thresholds nondecreasing), i.e. bounds_[i] <= index <
+  // bounds_[i + 1]: start from where the ideal curve {0.5, 1.5, ...} would put it and step to the
+  // exact count. Real curves are within a step of the guess, so one branch-free step each way
+  // almost always lands, and noise-driven mispredictions of a binary search are avoided.
   const int count = static_cast<int>(thresholds_.size());
   int i = static_cast<int>(std::clamp(std::floor(index + 0.5), 0.0, static_cast<double>(count)));
-  while (i > 0 && thresholds_[size_t(i - 1)] > index) --i;
-  while (i < count && thresholds_[size_t(i)] <= index) ++i;
+  const double* b = bounds_.data();
+  i -= b[i] > index;
+  i += b[i + 1] <= index;
+  while (b[i] > index) --i;
+  while (b[i + 1] <= index) ++i;
   return range.lo + i;
 }
 
@@ -81,6 +86,7 @@ absl::StatusOr<ColumnCurve> AdcModel::Curve(int macro, int column, int adc_bits)
     curve.ideal_ = false;
     curve.thresholds_ = table.thresholds;
     curve.noise_sigma_lsb_ = table.noise_sigma_lsb;
+    curve.BuildBounds();
     return curve;
   }
   const NonIdealityParams& p = params_;
@@ -100,7 +106,15 @@ absl::StatusOr<ColumnCurve> AdcModel::Curve(int macro, int column, int adc_bits)
     if (i > 0) t = std::max(t, curve.thresholds_[i - 1]);
     curve.thresholds_[i] = t;
   }
+  curve.BuildBounds();
   return curve;
+}
+
+void ColumnCurve::BuildBounds() {
+  bounds_.clear();
+  bounds_.push_back(-std::numeric_limits<double>::infinity());
+  bounds_.insert(bounds_.end(), thresholds_.begin(), thresholds_.end());
+  bounds_.push_back(std::numeric_limits<double>::infinity());
 }
 
 }  // namespace pim::sim

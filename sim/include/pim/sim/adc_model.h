@@ -74,6 +74,8 @@ class ColumnCurve {
   double offset_lsb_ = 0.0;
   double noise_sigma_lsb_ = 0.0;
   std::vector<double> thresholds_;  // code-index space, 2^b - 1 values
+  std::vector<double> bounds_;      // -inf, thresholds_..., +inf (Convert's walk needs no range tests)
+  void BuildBounds();
 };
 
 // The ADCs of a whole chip under one non-ideality profile. Per-column gain, offset and threshold
