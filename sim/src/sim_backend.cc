@@ -173,6 +173,9 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
     return absl::InvalidArgumentError(absl::StrCat("sim: RunTile ", tile_id, ": code buffer holds ", codes.size(),
                                                    ", need ", need));
   }
+  if (rows > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat("sim: RunTile ", tile_id, ": ", rows, " rows, at most 4096"));
+  }
   const int x_max = (1 << inputs.input_bits) - 1;
   for (size_t i = 0; i < size_t(inputs.vectors) * size_t(rows); ++i) {
     if (inputs.codes[i] > x_max) {
@@ -199,6 +202,19 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
       }
     }
   }
+  // Noise keys of every (output, conversion, plane) column, the sample folded in per conversion.
+  const int planes = image.scheme == runtime::Scheme::kBitSerial ? conversions : 1;
+  std::vector<uint64_t> column_keys;  // [outputs][2][planes]
+  if (!adc_.ideal()) {
+    for (int o = 0; o < outputs; ++o) {
+      for (int c = 0; c < 2; ++c) {
+        const int column = place.column_offset + o * per_weight + c * per_conversion;
+        for (int j = 0; j < planes; ++j) {
+          column_keys.push_back(ColumnNoiseKey(adc_.seed(), image.tile.id, uint32_t(column), uint32_t(j)));
+        }
+      }
+    }
+  }
   // The ADC of DESIGN 3.3 (ideal: rne of one double division, then clamp) or the column's
   // non-ideal transfer.
   auto adc = [&](int64_t p, int o, int conv, int plane, int m) -> int16_t {
@@ -207,14 +223,15 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
     if (adc_.ideal()) {
       code = IdealAdcCode(p, delta, range, &sat);
     } else {
-      const int column = place.column_offset + o * per_weight + conv * per_conversion;
-      const uint64_t key = ConversionNoiseKey(adc_.seed(), image.tile.id, uint32_t(column), uint32_t(plane),
-                                              inputs.first_sample + uint64_t(m));
+      const uint64_t column_key = column_keys[(size_t(o) * 2 + size_t(conv)) * size_t(planes) + size_t(plane)];
+      const uint64_t key = SampleNoiseKey(column_key, inputs.first_sample + uint64_t(m));
       code = curves[size_t(o) * 2 + conv]->Convert(p, delta, range, key, &sat);
     }
     saturations_ += sat;
     return int16_t(code);
   };
+  // Partial sums in int32 (vectorizing twice as wide as int64): |q| <= 127, x <= 255 and
+  // rows <= 4096 (the chip spec's limit, checked above) keep them below 2^27.
   int16_t* out = codes.data();
   for (int m = 0; m < inputs.vectors; ++m) {
     const uint8_t* x = inputs.codes + size_t(m) * size_t(rows);
@@ -222,16 +239,17 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
       const int8_t* q = image.codes.data() + size_t(o) * size_t(rows);
       switch (image.scheme) {
         case runtime::Scheme::kNative: {
-          int64_t p = 0;
-          for (int k = 0; k < rows; ++k) p += int64_t(q[k]) * x[k];
+          int32_t p = 0;
+          for (int k = 0; k < rows; ++k) p += int32_t(q[k]) * x[k];
           *out++ = adc(p, o, 0, 0, m);
           break;
         }
         case runtime::Scheme::kDifferential: {
-          int64_t pos = 0, neg = 0;
+          int32_t pos = 0, neg = 0;
           for (int k = 0; k < rows; ++k) {
-            if (q[k] > 0) pos += int64_t(q[k]) * x[k];
-            if (q[k] < 0) neg += int64_t(-q[k]) * x[k];
+            const int32_t w = q[k];
+            pos += std::max(w, 0) * x[k];
+            neg += std::max(-w, 0) * x[k];
           }
           *out++ = adc(pos, o, 0, 0, m);
           *out++ = adc(neg, o, 1, 0, m);
@@ -239,8 +257,8 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
         }
         case runtime::Scheme::kBitSerial:
           for (int j = 0; j < conversions; ++j) {
-            int64_t p = 0;
-            for (int k = 0; k < rows; ++k) p += int64_t(q[k]) * ((x[k] >> j) & 1);
+            int32_t p = 0;
+            for (int k = 0; k < rows; ++k) p += int32_t(q[k]) * ((x[k] >> j) & 1);
             *out++ = adc(p, o, 0, j, m);
           }
           break;
