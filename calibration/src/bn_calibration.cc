@@ -121,7 +121,37 @@ absl::StatusOr<BnCalibration> CalibrateBatchNorm(const proto::Program& program, 
   record->set_data(options.data);
   record->set_samples(uint32_t(samples));
   for (const BnLayerChange& c : result.layers) record->add_layers(c.name);
+  if (options.adc_calibration) *record->mutable_adc_calibration() = *options.adc_calibration;
   return result;
+}
+
+absl::Status CheckLinearizationMatchesBnCalibration(const proto::Program& program,
+                                                    const proto::AdcCalibrationRef* linearization,
+                                                    const std::string& origin) {
+  if (!program.has_bn_calibration()) return absl::OkStatus();
+  const proto::BnCalibrationRecord& record = program.bn_calibration();
+  auto describe = [](const proto::AdcCalibrationRef& ref) {
+    return absl::StrCat("'", ref.path(), "' (sha256 ", ref.sha256().substr(0, 16), "...)");
+  };
+  if (record.has_adc_calibration() && linearization == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        origin, ": its BN statistics were measured through the ADC calibration ",
+        describe(record.adc_calibration()), " (pimcal bn --calibration); run it with --calibration ",
+        record.adc_calibration().path(), ", not on raw codes"));
+  }
+  if (!record.has_adc_calibration() && linearization != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        origin, ": its BN statistics were measured on raw ADC codes (pimcal bn without --calibration); "
+        "running it linearized with ", describe(*linearization),
+        " corrects the chip's errors twice. Run it without --calibration, or re-run pimcal bn with it"));
+  }
+  if (record.has_adc_calibration() && linearization->sha256() != record.adc_calibration().sha256()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        origin, ": its BN statistics were measured through the ADC calibration ",
+        describe(record.adc_calibration()), ", the run linearizes with a different file ",
+        describe(*linearization), "; re-run pimcal bn with the new file"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace pim::calibration

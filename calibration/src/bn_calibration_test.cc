@@ -110,6 +110,56 @@ TEST(BnCalibration, EachLayerSeesTheCalibratedLayersBeforeIt) {
   }
 }
 
+proto::AdcCalibrationRef Ref(const std::string& path, char digit) {
+  proto::AdcCalibrationRef ref;
+  ref.set_path(path);
+  ref.set_sha256(std::string(64, digit));
+  return ref;
+}
+
+TEST(BnCalibration, RecordsTheAdcCalibrationItMeasuredThrough) {
+  const proto::Program program = runtime::testing::SmallCnn();
+  auto chip = SkewedChip(program);
+  absl::StatusOr<BnCalibration> raw = CalibrateBatchNorm(program, chip.get(), Images(4), {});
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_FALSE(raw->program.bn_calibration().has_adc_calibration()) << "measured on raw codes";
+  BnCalibrationOptions options;
+  options.adc_calibration = Ref("typ.cal.pb", 'c');
+  options.adc_calibration->set_device_serial("curve-chip");
+  absl::StatusOr<BnCalibration> lin = CalibrateBatchNorm(program, chip.get(), Images(4), options);
+  ASSERT_TRUE(lin.ok()) << lin.status();
+  const proto::AdcCalibrationRef& got = lin->program.bn_calibration().adc_calibration();
+  EXPECT_EQ(got.path(), "typ.cal.pb");
+  EXPECT_EQ(got.sha256(), std::string(64, 'c'));
+  EXPECT_EQ(got.device_serial(), "curve-chip");
+}
+
+TEST(BnCalibration, RunningWithAnotherLinearizationThanTheStatisticsIsRefused) {
+  proto::Program program = runtime::testing::SmallCnn();
+  const proto::AdcCalibrationRef a = Ref("a.cal.pb", 'a'), a_moved = Ref("moved/a.cal.pb", 'a'), b = Ref("b.cal.pb", 'b');
+  // No record: any linearization (the "lin" condition).
+  EXPECT_TRUE(CheckLinearizationMatchesBnCalibration(program, nullptr, "m").ok());
+  EXPECT_TRUE(CheckLinearizationMatchesBnCalibration(program, &a, "m").ok());
+  // Statistics on raw codes: only raw codes.
+  program.mutable_bn_calibration()->add_layers("bn1");
+  EXPECT_TRUE(CheckLinearizationMatchesBnCalibration(program, nullptr, "m").ok());
+  absl::Status s = CheckLinearizationMatchesBnCalibration(program, &a, "m.pimb");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("m.pimb: its BN statistics were measured on raw ADC codes"), std::string::npos) << s;
+  // Statistics through a: a (wherever the file is now), not raw codes, not b.
+  *program.mutable_bn_calibration()->mutable_adc_calibration() = a;
+  EXPECT_TRUE(CheckLinearizationMatchesBnCalibration(program, &a, "m").ok());
+  EXPECT_TRUE(CheckLinearizationMatchesBnCalibration(program, &a_moved, "m").ok()) << "the hash is the identity";
+  s = CheckLinearizationMatchesBnCalibration(program, nullptr, "m.pimb");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("measured through the ADC calibration 'a.cal.pb' (sha256 aaaaaaaaaaaaaaaa...)"),
+            std::string::npos) << s;
+  EXPECT_NE(s.message().find("run it with --calibration a.cal.pb"), std::string::npos) << s;
+  s = CheckLinearizationMatchesBnCalibration(program, &b, "m.pimb");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("a different file 'b.cal.pb'"), std::string::npos) << s;
+}
+
 TEST(BnCalibration, RefusesAProgramWithoutBatchNorm) {
   proto::Program program = runtime::testing::SmallCnn();
   program.mutable_steps(2)->mutable_relu();  // bn1 becomes a relu

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "pim/runtime/sha256.h"
 #include "pim/runtime/tile_accumulation.h"
 
 namespace pim::calibration {
@@ -84,17 +85,24 @@ absl::StatusOr<Linearization> LinearizationFromCalibration(const proto::Calibrat
   return lin;
 }
 
-absl::StatusOr<proto::Calibration> ReadCalibrationFile(const std::string& path) {
+absl::StatusOr<proto::Calibration> ReadCalibrationFile(const std::string& path, proto::AdcCalibrationRef* ref) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open calibration file"));
   std::stringstream buffer;
   buffer << in.rdbuf();
+  const std::string bytes = buffer.str();
   proto::Calibration cal;
-  if (!cal.ParseFromString(buffer.str())) {
+  if (!cal.ParseFromString(bytes)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a Calibration protobuf (pimcal adc -o writes one)"));
   }
   if (cal.columns_size() == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": calibration has no columns"));
   if (absl::StatusOr<Linearization> lin = LinearizationFromCalibration(cal, path); !lin.ok()) return lin.status();
+  if (ref != nullptr) {
+    ref->set_path(path);
+    // The bytes the linearization is built from, so the hash identifies exactly what was used.
+    ref->set_sha256(runtime::Sha256Hex(bytes));
+    ref->set_device_serial(cal.device_serial());
+  }
   return cal;
 }
 

@@ -1,10 +1,14 @@
 #include "pim/calibration/linearization.h"
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 
 #include "gtest/gtest.h"
+#include "pim/calibration/calibration_file.h"
 #include "pim/runtime/chip_spec.h"
 #include "pim/runtime/executor.h"
+#include "pim/runtime/sha256.h"
 #include "testing/curve_chip.h"
 #include "testing/test_programs.h"
 
@@ -51,6 +55,28 @@ TEST(Linearization, RejectsDecreasingThresholds) {
   absl::StatusOr<Linearization> lin = LinearizationFromCalibration(cal, "c");
   ASSERT_FALSE(lin.ok());
   EXPECT_NE(lin.status().message().find("threshold 2 (0.1) below threshold 1"), std::string::npos);
+}
+
+TEST(Linearization, ReadingAFileGivesItsPathHashAndDevice) {
+  proto::Calibration cal = IdealCalibration(1, 2, 3, proto::ADC_MODE_SIGNED);
+  cal.set_device_serial("chip-7");
+  const std::string path = ::testing::TempDir() + "/ref.cal.pb";
+  ASSERT_TRUE(WriteCalibrationFile(cal, path).ok());
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  proto::AdcCalibrationRef ref;
+  absl::StatusOr<proto::Calibration> back = ReadCalibrationFile(path, &ref);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(ref.path(), path);
+  EXPECT_EQ(ref.sha256(), runtime::Sha256Hex(bytes));
+  EXPECT_EQ(ref.sha256().size(), 64u);
+  EXPECT_EQ(ref.device_serial(), "chip-7");
+  // Another calibration, another identity.
+  cal.mutable_columns(0)->set_thresholds(0, 0.4);
+  ASSERT_TRUE(WriteCalibrationFile(cal, path).ok());
+  proto::AdcCalibrationRef other;
+  ASSERT_TRUE(ReadCalibrationFile(path, &other).ok());
+  EXPECT_NE(other.sha256(), ref.sha256());
 }
 
 runtime::LayerMapping TwoTileLayer(runtime::Scheme scheme, int bits, double step) {

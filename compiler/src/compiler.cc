@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "emit/program_emitter.h"
-#include "emit/sha256.h"
+#include "pim/runtime/sha256.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "import/onnx_importer.h"
@@ -29,7 +29,7 @@ absl::StatusOr<proto::Program> CompileUnguarded(const std::string& bytes, const 
   absl::StatusOr<ir::Module> module = LowerGraph(*graph);
   if (!module.ok()) return absl::Status(module.status().code(), absl::StrCat(name, ": ", module.status().message()));
   module->source_name = name;
-  module->source_sha256 = Sha256Hex(bytes);
+  module->source_sha256 = runtime::Sha256Hex(bytes);
   PassContext context{options, target};
   if (absl::Status s = RunPasses(*module, context); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(name, ": ", s.message()));

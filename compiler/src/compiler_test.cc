@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "emit/sha256.h"
+#include "pim/runtime/sha256.h"
 #include "gtest/gtest.h"
 #include "pim/compiler/program_report.h"
 #include "pim/runtime/program_file.h"
@@ -35,7 +35,7 @@ TEST(Compiler, RecordsSourceAndTarget) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->format_version(), runtime::kProgramFormatVersion);
   EXPECT_EQ(p->source_model_name(), "qdq_conv.onnx");
-  EXPECT_EQ(p->source_model_sha256(), Sha256Hex(ReadBytes(path)));
+  EXPECT_EQ(p->source_model_sha256(), runtime::Sha256Hex(ReadBytes(path)));
   EXPECT_EQ(p->training(), "pim-qat");
   EXPECT_EQ(p->target().name(), testing::DefaultTarget().name);
   EXPECT_EQ(p->producer(), ProducerString());

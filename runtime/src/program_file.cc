@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/stubs/logging.h"
@@ -76,6 +77,7 @@ class Validator {
   absl::Status CheckBroadcast(const Shape& a, const Shape& b, Shape* out);
   absl::Status CheckPhases();
   absl::Status CheckPhysicalOverlap();
+  absl::Status CheckBnCalibration();
 
   struct PlacedTile {
     const proto::Tile* tile;
@@ -116,7 +118,8 @@ absl::Status Validator::Run() {
     if (!shapes_.count(name)) return Error("output '", name, "' is not produced by any step");
   }
   if (absl::Status s = CheckPhases(); !s.ok()) return s;
-  return CheckPhysicalOverlap();
+  if (absl::Status s = CheckPhysicalOverlap(); !s.ok()) return s;
+  return CheckBnCalibration();
 }
 
 absl::Status Validator::CheckShapeSize(const Shape& shape) {
@@ -555,6 +558,37 @@ absl::Status Validator::CheckPhysicalOverlap() {
       }
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status Validator::CheckBnCalibration() {
+  if (!program_.has_bn_calibration()) return absl::OkStatus();
+  where_ = "bn_calibration: ";
+  const proto::BnCalibrationRecord& record = program_.bn_calibration();
+  std::set<std::string> bn_steps, listed;
+  for (const proto::Step& step : program_.steps()) {
+    if (step.kind_case() == proto::Step::kBatchNorm) bn_steps.insert(step.name());
+  }
+  for (int i = 0; i < record.layers_size(); ++i) {
+    const std::string& name = record.layers(i);
+    if (!bn_steps.count(name)) {
+      return Error("layers[", i, "] '", absl::CHexEscape(name.substr(0, 64)), "' is not a batch_norm step");
+    }
+    if (!listed.insert(name).second) return Error("layers[", i, "] '", name, "' is listed twice");
+  }
+  if (record.has_adc_calibration()) {
+    // The hash is what pimrun compares a --calibration file against; anything else cannot match.
+    const std::string& hash = record.adc_calibration().sha256();
+    const bool hex = hash.size() == 64 && std::all_of(hash.begin(), hash.end(), [](char c) {
+                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                     });
+    if (!hex) {
+      return Error("adc_calibration.sha256 '", absl::CHexEscape(hash.substr(0, 80)),
+                   "' is not a SHA-256 (64 lowercase hex digits)");
+    }
+    if (record.adc_calibration().path().empty()) return Error("adc_calibration.path is empty");
+  }
+  where_.clear();
   return absl::OkStatus();
 }
 

@@ -134,6 +134,47 @@ TEST(ProgramFile, RefusesPhaseNotListingLayer) {
   EXPECT_THAT(Message(ValidateProgram(p, "m")), HasSubstr("layer 'conv1' has tiles in load phase 0 that does not list it"));
 }
 
+proto::Program WithBnRecord() {
+  proto::Program p = testing::SmallCnn();
+  proto::BnCalibrationRecord* r = p.mutable_bn_calibration();
+  r->set_device("sim:profile=typical,seed=1");
+  r->set_samples(8);
+  r->add_layers("bn1");
+  r->mutable_adc_calibration()->set_path("typ.cal.pb");
+  r->mutable_adc_calibration()->set_sha256(std::string(64, 'a'));
+  return p;
+}
+
+TEST(ProgramFile, AcceptsABnCalibrationRecordThroughAnAdcCalibration) {
+  proto::Program p = WithBnRecord();
+  EXPECT_TRUE(ValidateProgram(p, "m").ok()) << ValidateProgram(p, "m");
+  absl::StatusOr<proto::Program> back = ParseProgram(p.SerializeAsString(), "m");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->bn_calibration().adc_calibration().path(), "typ.cal.pb");
+  EXPECT_EQ(back->bn_calibration().adc_calibration().sha256(), std::string(64, 'a'));
+}
+
+TEST(ProgramFile, RefusesABnCalibrationRecordOfAStepThatIsNoBatchNorm) {
+  proto::Program p = WithBnRecord();
+  p.mutable_bn_calibration()->add_layers("relu1");
+  EXPECT_THAT(Message(ValidateProgram(p, "m")), HasSubstr("m: bn_calibration: layers[1] 'relu1' is not a batch_norm step"));
+  p = WithBnRecord();
+  p.mutable_bn_calibration()->add_layers("bn1");
+  EXPECT_THAT(Message(ValidateProgram(p, "m")), HasSubstr("layers[1] 'bn1' is listed twice"));
+}
+
+TEST(ProgramFile, RefusesAnAdcCalibrationReferenceWithoutAHash) {
+  proto::Program p = WithBnRecord();
+  p.mutable_bn_calibration()->mutable_adc_calibration()->set_sha256("abc");
+  EXPECT_THAT(Message(ValidateProgram(p, "m")),
+              HasSubstr("bn_calibration: adc_calibration.sha256 'abc' is not a SHA-256 (64 lowercase hex digits)"));
+  p.mutable_bn_calibration()->mutable_adc_calibration()->set_sha256(std::string(64, 'A'));
+  EXPECT_THAT(Message(ValidateProgram(p, "m")), HasSubstr("is not a SHA-256"));
+  p.mutable_bn_calibration()->mutable_adc_calibration()->set_sha256(std::string(64, '0'));
+  p.mutable_bn_calibration()->mutable_adc_calibration()->clear_path();
+  EXPECT_THAT(Message(ValidateProgram(p, "m")), HasSubstr("bn_calibration: adc_calibration.path is empty"));
+}
+
 TEST(ProgramFile, MissingFileIsNotFound) {
   absl::StatusOr<proto::Program> p = ReadProgramFile("/nonexistent/x.pimb");
   EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);

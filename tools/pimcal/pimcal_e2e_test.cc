@@ -15,6 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "pim/proto/program.pb.h"
+#include "pim/runtime/sha256.h"
 
 namespace pim {
 namespace {
@@ -159,6 +160,55 @@ TEST_F(PimcalEndToEnd, LinearizationWithTheMeasuredCurvesHelpsTheUncorrectedMode
               typical, linearized, both);
   EXPECT_GT(linearized, typical + 10);
   EXPECT_GT(both, typical + 10);
+}
+
+TEST_F(PimcalEndToEnd, BnCalibrationRecordsTheAdcCalibrationAndPimrunHoldsTheProgramToIt) {
+  proto::Program raw, through;
+  ASSERT_TRUE(raw.ParseFromString(Slurp(Bn())));
+  ASSERT_TRUE(through.ParseFromString(Slurp(Bn(Adc()))));
+  EXPECT_FALSE(raw.bn_calibration().has_adc_calibration());
+  ASSERT_TRUE(through.bn_calibration().has_adc_calibration());
+  const proto::AdcCalibrationRef& ref = through.bn_calibration().adc_calibration();
+  EXPECT_EQ(ref.path(), Adc());
+  EXPECT_EQ(ref.sha256(), runtime::Sha256Hex(Slurp(Adc())));
+  EXPECT_EQ(ref.device_serial(), "sim-1");
+
+  // pimc inspect shows how the statistics were measured.
+  std::string out, err;
+  ASSERT_EQ(Tool("pimc", "inspect --no-tiles " + Bn(Adc()), &out, &err), 0) << err;
+  EXPECT_NE(out.find("measured through ADC calibration " + Adc() + " (sha256 " + ref.sha256()), std::string::npos)
+      << out;
+  ASSERT_EQ(Tool("pimc", "inspect --no-tiles " + Bn(), &out, &err), 0) << err;
+  EXPECT_NE(out.find("measured on raw ADC codes"), std::string::npos) << out;
+
+  // pimrun runs each Program only the way its statistics were measured.
+  const std::string run = std::string(" --device ") + kTypical + " --limit 1 --input " + kData + "/t10k-images-idx3-ubyte.gz";
+  EXPECT_EQ(Tool("pimrun", Bn(Adc()) + run, &out, &err), 1);
+  EXPECT_NE(err.find("measured through the ADC calibration '" + Adc() + "'"), std::string::npos) << err;
+  EXPECT_EQ(Tool("pimrun", Bn() + run + " --calibration " + Adc(), &out, &err), 1);
+  EXPECT_NE(err.find("measured on raw ADC codes"), std::string::npos) << err;
+  ASSERT_EQ(Tool("pimrun", Bn(Adc()) + run + " --calibration " + Adc(), &out, &err), 0) << err;
+  EXPECT_NE(out.find("bn calibration: 5 BatchNorm steps on " + std::string(kTypical) + " (serial sim-1), " +
+                     std::to_string(kBnSamples) + " samples of "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("through ADC calibration " + Adc()), std::string::npos) << out;
+  // A copy of the file elsewhere is the same calibration; a different one is not.
+  const std::string copy = File("copy.cal.pb");
+  std::filesystem::copy_file(Adc(), copy, std::filesystem::copy_options::overwrite_existing);
+  EXPECT_EQ(Tool("pimrun", Bn(Adc()) + run + " --calibration " + copy, &out, &err), 0) << err;
+  const std::string other = File("typ2.cal.pb");
+  ASSERT_EQ(Tool("pimcal", std::string("adc --device ") + kTypical + " --program " + Model() +
+                               " --repeats 1 --step-settings 1 -o " + other, nullptr, &err),
+            0)
+      << err;
+  EXPECT_EQ(Tool("pimrun", Bn(Adc()) + run + " --calibration " + other, &out, &err), 1);
+  EXPECT_NE(err.find("a different file '" + other + "'"), std::string::npos) << err;
+  // ... unless the user insists.
+  EXPECT_EQ(Tool("pimrun", Bn(Adc()) + run + " --calibration " + other + " --allow-calibration-mismatch", &out, &err),
+            0)
+      << err;
+  EXPECT_NE(err.find("running anyway"), std::string::npos) << err;
 }
 
 TEST_F(PimcalEndToEnd, CalibrationOfOtherMacrosIsRefusedByName) {

@@ -189,8 +189,10 @@ int RunBn(const BnArgs& a) {
 
   calibration::BnCalibrationOptions options;
   if (!a.calibration.empty()) {
-    absl::StatusOr<proto::Calibration> cal = calibration::ReadCalibrationFile(a.calibration);
+    proto::AdcCalibrationRef ref;
+    absl::StatusOr<proto::Calibration> cal = calibration::ReadCalibrationFile(a.calibration, &ref);
     if (!cal.ok()) return Fail(cal.status());
+    options.adc_calibration = ref;
     absl::StatusOr<calibration::Linearization> lin = calibration::LinearizationFromCalibration(*cal, a.calibration);
     if (!lin.ok()) return Fail(lin.status());
     if (cal->device_serial() != (*backend)->info().serial_number) {
@@ -224,6 +226,13 @@ int RunBn(const BnArgs& a) {
   if (absl::Status s = WriteText(a.output, bytes); !s.ok()) return Fail(s);
   std::printf("device: %s (serial %s)\n", a.device.c_str(), (*backend)->info().serial_number.c_str());
   std::printf("data: %s, %lld samples\n", a.data.c_str(), static_cast<long long>(input.batch()));
+  if (options.adc_calibration) {
+    std::printf("measured through ADC calibration %s (sha256 %s): run with pimrun --calibration %s\n",
+                options.adc_calibration->path().c_str(), options.adc_calibration->sha256().c_str(),
+                options.adc_calibration->path().c_str());
+  } else {
+    std::printf("measured on raw ADC codes: run without pimrun --calibration\n");
+  }
   for (const calibration::BnLayerChange& c : cal->layers) {
     double dmean = 0, rvar = 0;
     for (size_t i = 0; i < c.new_mean.size(); ++i) {

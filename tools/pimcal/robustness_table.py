@@ -296,7 +296,7 @@ def save_cache(path, cache):
 
 
 def robustness_section(build=os.path.join(ROOT, "build"), model_dirs=(MODELS,), profiles=("ideal", "typical", "harsh"),
-                       seeds=(1, 2, 3), limit=500, bn_samples=256, adc_repeats=4, data=DATA, jobs=1, cache_path=CACHE,
+                       seeds=(1, 2, 3), limit=500, bn_samples=512, adc_repeats=4, data=DATA, jobs=1, cache_path=CACHE,
                        only=None, measure_missing=True, adj_only=False, log=lambda s: print(s, file=sys.stderr)):
     """The Markdown section. make_results.py calls it with measure_missing=False (cache only)."""
     models, adjusted = discover(model_dirs)
@@ -319,7 +319,7 @@ def main():
     ap.add_argument("--profiles", default="ideal,typical,harsh")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--limit", type=int, default=500, help="test images (0: all 10000)")
-    ap.add_argument("--bn-samples", type=int, default=256, help="pimcal bn --samples")
+    ap.add_argument("--bn-samples", type=int, default=512, help="pimcal bn --samples (default: pimcal bn's own default, 512)")
     ap.add_argument("--adc-repeats", type=int, default=4, help="pimcal adc --repeats")
     ap.add_argument("--jobs", type=int, default=1, help="(model, profile, seed) runs in parallel")
     ap.add_argument("--data", default=os.environ.get("PIM_FMNIST_DIR", DATA))

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "pim/backends/register_all_backends.h"
+#include "pim/calibration/bn_calibration.h"
 #include "pim/calibration/linearization.h"
 #include "pim/runtime/backend_registry.h"
 #include "pim/runtime/chip_spec.h"
@@ -42,6 +43,7 @@ struct Options {
   std::string labels;
   std::string output;
   std::string calibration;  // pimcal adc file: linearize codes (docs/calibration.md)
+  bool allow_calibration_mismatch = false;  // run even if --calibration contradicts the BN record
   int batch = 64;
   int64_t limit = -1;
   bool json = false;
@@ -72,6 +74,34 @@ std::string JsonString(const std::string& s) {
 std::string JsonNumber(double v) {
   if (!std::isfinite(v)) return "null";
   return absl::StrFormat("%.17g", v);
+}
+
+// One line for people: where and how a Program's BN statistics were measured (pimcal bn).
+std::string BnRecordText(const proto::BnCalibrationRecord& r) {
+  std::string out = absl::StrCat("bn calibration: ", r.layers_size(), " BatchNorm steps on ", r.device(),
+                                 r.device_serial().empty() ? "" : absl::StrCat(" (serial ", r.device_serial(), ")"),
+                                 ", ", r.samples(), " samples of ", r.data(), ", ");
+  if (r.has_adc_calibration()) {
+    absl::StrAppend(&out, "through ADC calibration ", r.adc_calibration().path(), " (sha256 ",
+                    r.adc_calibration().sha256(), ")");
+  } else {
+    absl::StrAppend(&out, "on raw ADC codes");
+  }
+  return out;
+}
+
+std::string BnRecordJson(const proto::BnCalibrationRecord& r) {
+  std::string out = absl::StrCat("{\"device\": ", JsonString(r.device()), ", \"device_serial\": ",
+                                 JsonString(r.device_serial()), ", \"data\": ", JsonString(r.data()),
+                                 ", \"samples\": ", r.samples(), ", \"layers\": ", r.layers_size(),
+                                 ", \"adc_calibration\": ");
+  if (r.has_adc_calibration()) {
+    absl::StrAppend(&out, "{\"path\": ", JsonString(r.adc_calibration().path()), ", \"sha256\": ",
+                    JsonString(r.adc_calibration().sha256()), "}");
+  } else {
+    absl::StrAppend(&out, "null");
+  }
+  return out + "}";
 }
 
 int Fail(const absl::Status& status) {
@@ -323,8 +353,9 @@ int Run(const Options& o) {
   runtime::ExecutorOptions options;
   options.batch_size = o.batch;
   std::shared_ptr<calibration::Linearization> linearization;
+  proto::AdcCalibrationRef linearization_ref;
   if (!o.calibration.empty()) {
-    absl::StatusOr<proto::Calibration> cal = calibration::ReadCalibrationFile(o.calibration);
+    absl::StatusOr<proto::Calibration> cal = calibration::ReadCalibrationFile(o.calibration, &linearization_ref);
     if (!cal.ok()) return Fail(cal.status());
     absl::StatusOr<calibration::Linearization> lin = calibration::LinearizationFromCalibration(*cal, o.calibration);
     if (!lin.ok()) return Fail(lin.status());
@@ -337,6 +368,20 @@ int Run(const Options& o) {
                                         const runtime::InputBatch& in, absl::Span<double> sums) {
       return calibration::RunLayerLinearized(b, layer, in, *linearization, sums);
     };
+  }
+  // A BN-calibrated Program runs only with the linearization its statistics were measured through.
+  if (absl::Status s = calibration::CheckLinearizationMatchesBnCalibration(
+          *program, o.calibration.empty() ? nullptr : &linearization_ref, o.model);
+      !s.ok()) {
+    if (!o.allow_calibration_mismatch) {
+      return Fail(absl::Status(s.code(), absl::StrCat(s.message(), " (or pass --allow-calibration-mismatch)")));
+    }
+    spdlog::warn("{} (--allow-calibration-mismatch: running anyway)", std::string(s.message()));
+  }
+  if (program->has_bn_calibration() && !program->bn_calibration().device_serial().empty() &&
+      program->bn_calibration().device_serial() != (*backend)->info().serial_number) {
+    spdlog::warn("{}: BN statistics were measured on device serial '{}', running on '{}'", o.model,
+                 program->bn_calibration().device_serial(), (*backend)->info().serial_number);
   }
   options.profile = o.profile;
   const bool tty = isatty(STDERR_FILENO) == 1 && !o.json;
@@ -383,6 +428,11 @@ int Run(const Options& o) {
                                    ", \"samples\": ", logits.batch(), ", \"seconds\": ", JsonNumber(seconds));
     if (accuracy >= 0) absl::StrAppend(&out, ", \"accuracy\": ", JsonNumber(accuracy));
     if (!o.output.empty()) absl::StrAppend(&out, ", \"output\": ", JsonString(o.output));
+    if (!o.calibration.empty()) {
+      absl::StrAppend(&out, ", \"calibration\": {\"path\": ", JsonString(linearization_ref.path()),
+                      ", \"sha256\": ", JsonString(linearization_ref.sha256()), "}");
+    }
+    if (program->has_bn_calibration()) absl::StrAppend(&out, ", \"bn_calibration\": ", BnRecordJson(program->bn_calibration()));
     if (o.profile) absl::StrAppend(&out, ", \"profile\": ", ProfileJson(result->profile, clock_hz, logits.batch()));
     out += "}";
     std::printf("%s\n", out.c_str());
@@ -391,6 +441,11 @@ int Run(const Options& o) {
   std::printf("model: %s (%s%s)\n", o.model.c_str(), program->source_model_name().c_str(),
               program->training().empty() ? "" : (", " + program->training()).c_str());
   std::printf("device: %s (%s, chip %s)\n", o.device.c_str(), info.backend.c_str(), info.spec.name.c_str());
+  if (!o.calibration.empty()) {
+    std::printf("linearized with: %s (sha256 %s)\n", linearization_ref.path().c_str(),
+                linearization_ref.sha256().c_str());
+  }
+  if (program->has_bn_calibration()) std::printf("%s\n", BnRecordText(program->bn_calibration()).c_str());
   std::printf("samples: %lld in %.3f s (%.1f samples/s)\n", static_cast<long long>(logits.batch()), seconds,
               seconds > 0 ? double(logits.batch()) / seconds : 0.0);
   if (accuracy >= 0) std::printf("accuracy: %.4f\n", accuracy);
@@ -416,6 +471,9 @@ int main(int argc, char** argv) {
   app.add_option("--labels,-l", o.labels, "labels (IDX or integer .npy); prints the top-1 accuracy");
   app.add_option("--output,-o", o.output, "write the model output (logits) as float32 .npy");
   app.add_option("--calibration", o.calibration, "linearize ADC codes with a calibration file (pimcal adc -o FILE)");
+  app.add_flag("--allow-calibration-mismatch", o.allow_calibration_mismatch,
+               "run a BN-calibrated Program even when --calibration differs from the file its statistics were "
+               "measured through (pimcal bn --calibration), with a warning");
   app.add_option("--batch,-b", o.batch, "samples per batch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   app.add_option("--limit,-n", o.limit, "run only the first N samples")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));

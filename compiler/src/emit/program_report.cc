@@ -104,6 +104,21 @@ std::string Text(const proto::Program& p, const ReportOptions& o) {
                         p.training().empty() ? "(not recorded)" : p.training());
   absl::StrAppendFormat(&out, "target   %s: %u macros x %u banks, %u rows x %u columns, %u-bit cells, ADC %u bits\n",
                         c.name(), c.macros(), c.banks_per_macro(), c.rows(), c.columns(), c.cell_bits(), c.adc_bits());
+  if (p.has_bn_calibration()) {
+    const proto::BnCalibrationRecord& r = p.bn_calibration();
+    absl::StrAppendFormat(&out, "bn cal   pimcal bn on %s (serial %s), %u samples of %s: %s\n", r.device(),
+                          r.device_serial().empty() ? "(not recorded)" : r.device_serial(), r.samples(), r.data(),
+                          absl::StrJoin(r.layers(), ", "));
+    if (r.has_adc_calibration()) {
+      const proto::AdcCalibrationRef& a = r.adc_calibration();
+      absl::StrAppendFormat(&out,
+                            "         measured through ADC calibration %s (sha256 %s, device serial %s): run with "
+                            "pimrun --calibration on that file\n",
+                            a.path(), a.sha256(), a.device_serial().empty() ? "(not recorded)" : a.device_serial());
+    } else {
+      absl::StrAppend(&out, "         measured on raw ADC codes: run without pimrun --calibration\n");
+    }
+  }
   absl::StrAppend(&out, "\nlayers\n");
   for (const proto::Step& s : p.steps()) {
     if (s.has_matrix()) {
@@ -188,6 +203,21 @@ std::string Json(const proto::Program& p, const ReportOptions& o) {
                                 ",\"banks_per_macro\":", c.banks_per_macro(), ",\"rows\":", c.rows(),
                                 ",\"columns\":", c.columns(), ",\"cell_bits\":", c.cell_bits(),
                                 ",\"adc_bits\":", c.adc_bits(), "}"));
+  if (p.has_bn_calibration()) {
+    const proto::BnCalibrationRecord& r = p.bn_calibration();
+    std::vector<std::string> names;
+    for (const auto& l : r.layers()) names.push_back(JsonString(l));
+    std::string adc = "null";
+    if (r.has_adc_calibration()) {
+      adc = absl::StrCat("{\"path\":", JsonString(r.adc_calibration().path()), ",\"sha256\":",
+                         JsonString(r.adc_calibration().sha256()), ",\"device_serial\":",
+                         JsonString(r.adc_calibration().device_serial()), "}");
+    }
+    fields.push_back(absl::StrCat("\"bn_calibration\":{\"device\":", JsonString(r.device()),
+                                  ",\"device_serial\":", JsonString(r.device_serial()), ",\"data\":",
+                                  JsonString(r.data()), ",\"samples\":", r.samples(), ",\"layers\":[",
+                                  absl::StrJoin(names, ","), "],\"adc_calibration\":", adc, "}"));
+  }
   std::vector<std::string> layers;
   for (const proto::Step& s : p.steps()) {
     if (s.has_matrix()) {

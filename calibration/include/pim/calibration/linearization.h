@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "pim/proto/chip.pb.h"
+#include "pim/proto/program.pb.h"
 #include "pim/runtime/backend.h"
 
 namespace pim::calibration {
@@ -61,8 +62,11 @@ std::vector<double> CodeValuesFromThresholds(absl::Span<const double> thresholds
 absl::StatusOr<Linearization> LinearizationFromCalibration(const proto::Calibration& calibration,
                                                            const std::string& origin);
 
-// Reads a binary Calibration file (`pimcal adc -o chip.cal.pb`) and validates it as above.
-absl::StatusOr<proto::Calibration> ReadCalibrationFile(const std::string& path);
+// Reads a binary Calibration file (`pimcal adc -o chip.cal.pb`) and validates it as above. When
+// `ref` is not null it receives the file's identity for a Program's BnCalibrationRecord: `path`
+// as given, the SHA-256 of the bytes read, and the calibration's device serial.
+absl::StatusOr<proto::Calibration> ReadCalibrationFile(const std::string& path,
+                                                       proto::AdcCalibrationRef* ref = nullptr);
 
 // As Backend::RunLayer, but accumulates linearized code values in double: sums[m][o] is
 // sum over the layer's conversions of value(code) (times 2^j for bit-serial plane j, and

@@ -13,7 +13,8 @@ struct ReportOptions {
 };
 
 // Human- (or script-) readable description of a Program: per matrix layer its placement and
-// reason, scheme, R, ADC bits, Delta and rule, tiles, macros/banks and load phases; totals
+// reason, scheme, R, ADC bits, Delta and rule, tiles, macros/banks and load phases; the BN
+// calibration record (device, data, layers, the ADC calibration file it was measured through); totals
 // (array utilization, reload plan, predicted cycles and energy). Works on any Program that
 // parsed; fields are printed as stored, without validation. Deterministic output.
 std::string FormatProgramReport(const proto::Program& program, const ReportOptions& options);

@@ -38,7 +38,9 @@ absl::StatusOr<proto::Program> ParseProgram(const std::string& bytes, const std:
 // - PIM layers: scheme, R, ADC bits and step within the target; every tile inside the layer and
 //   inside one row group, tiles covering the O x K matrix exactly once, placed inside the chip
 //   (macro, bank, rows, columns = outputs * ColumnsPerWeight), ids unique, load phase listed and
-//   naming the layer, and no two tiles of one load phase sharing a cell of the same bank.
+//   naming the layer, and no two tiles of one load phase sharing a cell of the same bank;
+// - the BN calibration record, if any: its layers are distinct batch_norm steps, and an ADC
+//   calibration it names has a path and a SHA-256 of 64 lowercase hex digits.
 // `origin` prefixes every message.
 absl::Status ValidateProgram(const proto::Program& program, const std::string& origin);
 

@@ -1,10 +1,10 @@
-#include "emit/sha256.h"
+#include "pim/runtime/sha256.h"
 
 #include <string>
 
 #include "gtest/gtest.h"
 
-namespace pim::compiler {
+namespace pim::runtime {
 namespace {
 
 // FIPS 180-4 / NIST example vectors.
@@ -27,4 +27,4 @@ TEST(Sha256, MillionAs) {
 }
 
 }  // namespace
-}  // namespace pim::compiler
+}  // namespace pim::runtime

@@ -1,9 +1,9 @@
-#include "emit/sha256.h"
+#include "pim/runtime/sha256.h"
 
 #include <array>
 #include <cstdint>
 
-namespace pim::compiler {
+namespace pim::runtime {
 namespace {
 
 constexpr std::array<uint32_t, 64> kK = {
@@ -68,4 +68,4 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
-}  // namespace pim::compiler
+}  // namespace pim::runtime
