@@ -23,7 +23,7 @@ after a change to the tools, re-measure with --cache ''. make_results.py calls
 robustness_section(measure=False): it prints what the cache holds and never runs a tool.
 The 'ideal' profile has no noise and no per-column variation: one seed is run for it.
 
-    nice -n 10 tools/pimcal/robustness_table.py --build build-cal2 --seeds 1,2,3 --limit 500 --jobs 2
+    OMP_NUM_THREADS=1 nice -n 19 tools/pimcal/robustness_table.py --build build --seeds 1,2,3 --limit 500 --jobs 1
 """
 import argparse
 import concurrent.futures
@@ -268,8 +268,11 @@ def markdown(results, models, adjusted, seeds, limit, bn_samples, adc_repeats, p
             gap = statistics.mean(ideal) - statistics.mean(typ)
             claims.append(f"`{name}` {gap:+.2f} ({'within' if gap <= 1.0 else 'NOT within'} 1 point; {len(typ)} seeds)")
     if claims:
+        images = limit or 10000
+        se = 100 * (0.88 * 0.12 / images) ** 0.5  # binomial, at the models' ~88% accuracy
         lines += ["", "Ideal-chip accuracy minus 'typical' with BN calibration (mean over seeds): "
-                  + "; ".join(claims) + "."]
+                  + "; ".join(claims) + f". On {images} images one accuracy has a binomial standard error "
+                  f"of about {se:.1f} points, so a gap is resolved only to about that."]
     return "\n".join(lines) + "\n\n"
 
 
