@@ -259,20 +259,30 @@ def markdown(results, models, adjusted, seeds, limit, bn_samples, adc_repeats, p
     missing = sorted(m.name for m in models.values() if m.name not in results)
     if missing:
         lines += ["", "Not measured yet (run robustness_table.py): " + ", ".join(f"`{n}`" for n in missing) + "."]
-    # The issue's claim: on 'typical', BN calibration within 1 point of the ideal chip.
+    # The issue's claim: on 'typical', BN calibration within 1 point of the ideal chip. The ideal
+    # chip is taken both as compiled and BN-calibrated: a model whose compiled statistics do not
+    # fit even the ideal chip (fmnist-resnet-differential-b4) gains from BN calibration there
+    # too, and comparing with its uncalibrated ideal accuracy would flatter the typical chip.
     claims = []
     for name in sorted(results):
-        ideal = results[name].get("ideal", {}).get("none")
+        ideal = results[name].get("ideal", {})
         typ = results[name].get("typical", {}).get("bn")
-        if ideal and typ:
-            gap = statistics.mean(ideal) - statistics.mean(typ)
-            claims.append(f"`{name}` {gap:+.2f} ({'within' if gap <= 1.0 else 'NOT within'} 1 point; {len(typ)} seeds)")
+        if ideal.get("none") and ideal.get("bn") and typ:
+            t = statistics.mean(typ)
+            gaps = [statistics.mean(ideal["none"]) - t, statistics.mean(ideal["bn"]) - t]
+            verdict = "yes" if max(gaps) <= 1.0 else "**no**"
+            claims.append(f"| {name} | {statistics.mean(ideal['none']):.2f} | {statistics.mean(ideal['bn']):.2f} | "
+                          f"{cell(typ, len(seeds))} | {gaps[0]:+.2f} | {gaps[1]:+.2f} | {verdict} |")
     if claims:
         images = limit or 10000
         se = 100 * (0.88 * 0.12 / images) ** 0.5  # binomial, at the models' ~88% accuracy
-        lines += ["", "Ideal-chip accuracy minus 'typical' with BN calibration (mean over seeds): "
-                  + "; ".join(claims) + f". On {images} images one accuracy has a binomial standard error "
-                  f"of about {se:.1f} points, so a gap is resolved only to about that."]
+        lines += ["", "The check of issue 6 (on 'typical', BN calibration within 1 point of the ideal chip): the ideal "
+                  "chip as compiled and BN-calibrated, 'typical' with BN calibration (mean ± sd over seeds), and the "
+                  "gaps (ideal minus typical; 'within 1 point' needs both gaps <= 1). On "
+                  f"{images} images one accuracy has a binomial standard error of about {se:.1f} points, so a gap "
+                  "is resolved only to about that.", "",
+                  "| model | ideal | ideal, bn | typical, bn | gap | gap to ideal, bn | within 1 point |",
+                  "|---|---|---|---|---|---|---|"] + claims
     return "\n".join(lines) + "\n\n"
 
 
