@@ -56,7 +56,7 @@ int ColumnCurve::Convert(int64_t p, double step, AdcRange range, uint64_t noise_
   // bounds_[i + 1]: start from where the ideal curve {0.5, 1.5, ...} would put it and step to the
   // exact count. Real curves are within a step of the guess, so one branch-free step each way
   // almost always lands, and noise-driven mispredictions of a binary search are avoided.
-  const int count = static_cast<int>(thresholds_.size());
+  const int count = static_cast<int>(bounds_.size()) - 2;
   int i = static_cast<int>(std::clamp(std::floor(index + 0.5), 0.0, static_cast<double>(count)));
   const double* b = bounds_.data();
   i -= b[i] > index;
@@ -84,9 +84,8 @@ absl::StatusOr<ColumnCurve> AdcModel::Curve(int macro, int column, int adc_bits)
           thresholds));
     }
     curve.ideal_ = false;
-    curve.thresholds_ = table.thresholds;
+    curve.SetThresholds(table.thresholds);
     curve.noise_sigma_lsb_ = table.noise_sigma_lsb;
-    curve.BuildBounds();
     return curve;
   }
   const NonIdealityParams& p = params_;
@@ -94,7 +93,7 @@ absl::StatusOr<ColumnCurve> AdcModel::Curve(int macro, int column, int adc_bits)
   curve.gain_ = 1.0 + p.gain_sigma * StandardNormal(ColumnKey(p.seed, kTagGain, macro, column));
   curve.offset_lsb_ = p.offset_sigma_lsb * StandardNormal(ColumnKey(p.seed, kTagOffset, macro, column));
   curve.noise_sigma_lsb_ = p.noise_sigma_lsb;
-  curve.thresholds_.resize(thresholds);
+  std::vector<double> curve_thresholds(static_cast<size_t>(thresholds));
   const uint64_t dnl_key = HashCombine(ColumnKey(p.seed, kTagDnl, macro, column), adc_bits);
   const double levels = double(thresholds + 1);
   for (int i = 0; i < thresholds; ++i) {
@@ -103,17 +102,17 @@ absl::StatusOr<ColumnCurve> AdcModel::Curve(int macro, int column, int adc_bits)
     if (p.dnl_sigma_lsb > 0) t += p.dnl_sigma_lsb * StandardNormal(HashCombine(dnl_key, i));
     // Thresholds stay monotonic: a threshold pushed below its predecessor merges with it, which
     // is a missing code, as on a real SAR with large DNL.
-    if (i > 0) t = std::max(t, curve.thresholds_[i - 1]);
-    curve.thresholds_[i] = t;
+    if (i > 0) t = std::max(t, curve_thresholds[size_t(i - 1)]);
+    curve_thresholds[size_t(i)] = t;
   }
-  curve.BuildBounds();
+  curve.SetThresholds(curve_thresholds);
   return curve;
 }
 
-void ColumnCurve::BuildBounds() {
+void ColumnCurve::SetThresholds(absl::Span<const double> thresholds) {
   bounds_.clear();
   bounds_.push_back(-std::numeric_limits<double>::infinity());
-  bounds_.insert(bounds_.end(), thresholds_.begin(), thresholds_.end());
+  bounds_.insert(bounds_.end(), thresholds.begin(), thresholds.end());
   bounds_.push_back(std::numeric_limits<double>::infinity());
 }
 

@@ -70,7 +70,8 @@ TEST(AdcModel, ThresholdsStayMonotonicUnderLargeDnl) {
   const AdcModel m(p);
   int merged = 0;
   for (int column = 0; column < 16; ++column) {
-    const std::vector<double> t = m.Curve(0, column, 6)->thresholds();
+    const ColumnCurve curve = *m.Curve(0, column, 6);
+    const absl::Span<const double> t = curve.thresholds();
     ASSERT_EQ(t.size(), 63u);
     for (size_t i = 1; i < t.size(); ++i) {
       ASSERT_GE(t[i], t[i - 1]);

@@ -65,6 +65,15 @@ absl::Status BuildPorts(FusedLayer::Packed& L, const runtime::LayerMapping& laye
   const int O = L.out_channels;
   L.ports.assign(size_t(L.groups) * O * L.conv_columns, AdcPort{});
   std::map<std::pair<int, int>, const ColumnCurve*> cache;
+  // The port of one conversion: its curve and its column's noise key for every plane.
+  auto port = [&](const ColumnCurve* curve, uint32_t tile_id, uint32_t column) {
+    AdcPort p;
+    p.curve = curve;
+    for (int plane = 0; plane < L.planes; ++plane) {
+      p.noise_keys[plane] = ColumnNoiseKey(L.seed, tile_id, column, uint32_t(plane));
+    }
+    return p;
+  };
   auto curve_of = [&](int macro, int column) -> absl::StatusOr<const ColumnCurve*> {
     auto it = cache.find({macro, column});
     if (it != cache.end()) return it->second;
@@ -86,7 +95,7 @@ absl::Status BuildPorts(FusedLayer::Packed& L, const runtime::LayerMapping& laye
           const int column = o * L.conv_columns + c;
           absl::StatusOr<const ColumnCurve*> curve = curve_of(0, column);
           if (!curve.ok()) return curve.status();
-          L.ports[(size_t(g) * O + o) * L.conv_columns + c] = {*curve, uint32_t(g), uint32_t(column)};
+          L.ports[(size_t(g) * O + o) * L.conv_columns + c] = port(*curve, uint32_t(g), uint32_t(column));
         }
         covered[size_t(g) * O + o] = true;
       }
@@ -112,14 +121,9 @@ absl::Status BuildPorts(FusedLayer::Packed& L, const runtime::LayerMapping& laye
         const int column = t.placement.column_offset + (o - t.out_begin) * per_output + c * per_conv;
         absl::StatusOr<const ColumnCurve*> curve = curve_of(t.placement.macro, column);
         if (!curve.ok()) return curve.status();
-        L.ports[(size_t(t.row_group) * O + o) * L.conv_columns + c] = {*curve, t.id, uint32_t(column)};
+        L.ports[(size_t(t.row_group) * O + o) * L.conv_columns + c] = port(*curve, t.id, uint32_t(column));
       }
       covered[size_t(t.row_group) * O + o] = true;
-    }
-  }
-  for (AdcPort& port : L.ports) {
-    for (int plane = 0; plane < L.planes; ++plane) {
-      port.noise_keys[plane] = ColumnNoiseKey(L.seed, port.tile_id, port.column, uint32_t(plane));
     }
   }
   for (int g = 0; g < L.groups; ++g) {

@@ -39,7 +39,7 @@ struct AdcConsts {
 
 PIM_AVX512_INLINE AdcConsts MakeAdcConsts(const Packed& L) {
   AdcConsts k;
-  k.inv = _mm512_set1_ps(float(1.0 / L.step));
+  k.inv = _mm512_set1_ps(L.inv_step);
   k.lo_m1 = _mm512_set1_ps(float(L.range.lo - 1));
   k.hi_p1 = _mm512_set1_ps(float(L.range.hi + 1));
   k.lo = _mm512_set1_ps(float(L.range.lo));

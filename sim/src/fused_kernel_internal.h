@@ -14,14 +14,13 @@
 
 namespace pim::sim {
 
-// The ADC that converts one (row group, conversion column): its transfer curve and the noise key
-// fields (tile id, physical column in its macro).
+// The ADC that converts one (row group, conversion column): its transfer curve and the noise
+// keys of its physical column (ColumnNoiseKey of tile id, column and plane), the sample folded in
+// per conversion.
 struct AdcPort {
   static constexpr int kMaxPlanes = 8;
   const ColumnCurve* curve = nullptr;
-  uint32_t tile_id = 0;
-  uint32_t column = 0;
-  uint64_t noise_keys[kMaxPlanes] = {};  // ColumnNoiseKey(seed, tile_id, column, plane)
+  uint64_t noise_keys[kMaxPlanes] = {};
 };
 
 struct FusedLayer::Packed {

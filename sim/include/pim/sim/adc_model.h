@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "pim/runtime/chip_spec.h"
 
 namespace pim::sim {
@@ -65,7 +66,10 @@ class ColumnCurve {
   double noise_sigma_lsb() const { return noise_sigma_lsb_; }
   double gain() const { return gain_; }
   double offset_lsb() const { return offset_lsb_; }
-  const std::vector<double>& thresholds() const { return thresholds_; }
+  // 2^b - 1 thresholds in code-index space (empty for the ideal column).
+  absl::Span<const double> thresholds() const {
+    return bounds_.empty() ? absl::Span<const double>() : absl::MakeConstSpan(bounds_).subspan(1, bounds_.size() - 2);
+  }
 
  private:
   friend class AdcModel;
@@ -73,9 +77,9 @@ class ColumnCurve {
   double gain_ = 1.0;
   double offset_lsb_ = 0.0;
   double noise_sigma_lsb_ = 0.0;
-  std::vector<double> thresholds_;  // code-index space, 2^b - 1 values
-  std::vector<double> bounds_;      // -inf, thresholds_..., +inf (Convert's walk needs no range tests)
-  void BuildBounds();
+  // -inf, the thresholds, +inf: Convert's walk needs no range tests. Empty when ideal.
+  std::vector<double> bounds_;
+  void SetThresholds(absl::Span<const double> thresholds);
 };
 
 // The ADCs of a whole chip under one non-ideality profile. Per-column gain, offset and threshold
