@@ -8,7 +8,10 @@
 #include <cstring>
 #include <thread>
 
+#include "gtest/gtest.h"
+#include "pim/drivers/device_engine.h"
 #include "pim/drivers/usb_transport.h"
+#include "pim/sim/sim_backend.h"
 
 namespace pim::hil {
 namespace {
@@ -251,6 +254,23 @@ void FakeUsbBoard::Discard(UMockdevIoctlClient* client, UMockdevIoctlData* arg) 
   discarded_.push_back(*it);
   in_urbs_.erase(it);
   umockdev_ioctl_client_complete(client, 0, 0);
+}
+
+std::unique_ptr<emu::VirtualDevice> TypicalSimDevice(const std::string& serial,
+                                                     const emu::VirtualDeviceOptions& options) {
+  runtime::DeviceUri uri;
+  uri.scheme = "sim";
+  uri.profile_path = "typical";
+  uri.seed = 7;
+  drivers::DeviceIdentity id;
+  id.serial_number = serial;
+  id.max_frame_bytes = 16384;
+  id.window = 16;
+  auto engine = std::make_unique<drivers::DeviceEngine>(
+      [uri]() { return sim::OpenSimBackend(uri, runtime::OpenOptions{}); }, id, 7);
+  auto device = std::make_unique<emu::VirtualDevice>(std::move(engine), options);
+  EXPECT_TRUE(device->Boot(absl::Now()).ok());
+  return device;
 }
 
 }  // namespace pim::hil

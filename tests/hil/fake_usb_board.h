@@ -72,4 +72,9 @@ class FakeUsbBoard {
   int zero_length_ins_ = 0;
 };
 
+// The virtual chip the USB tests plug in: pim-emu's engine over the simulator with the
+// 'typical' profile, seed 7 (URI sim:profile=typical,seed=7), 16 KiB frames, window 16, booted.
+std::unique_ptr<emu::VirtualDevice> TypicalSimDevice(const std::string& serial,
+                                                     const emu::VirtualDeviceOptions& options = {});
+
 }  // namespace pim::hil

@@ -27,23 +27,11 @@ namespace {
 constexpr char kSerial[] = "PIM-USB-0042";
 
 std::unique_ptr<emu::VirtualDevice> Board(const std::string& faults) {
-  runtime::DeviceUri uri;
-  uri.scheme = "sim";
-  uri.profile_path = "typical";
-  uri.seed = 7;
-  drivers::DeviceIdentity id;
-  id.serial_number = kSerial;
-  id.max_frame_bytes = 16384;
-  id.window = 16;
   emu::VirtualDeviceOptions o;
   o.fault_seed = 3;
   o.to_device = *drivers::ParseFaultRates(faults);
   o.from_device = *drivers::ParseFaultRates(faults);
-  auto engine = std::make_unique<drivers::DeviceEngine>(
-      [uri]() { return sim::OpenSimBackend(uri, runtime::OpenOptions{}); }, id, 7);
-  auto device = std::make_unique<emu::VirtualDevice>(std::move(engine), o);
-  EXPECT_TRUE(device->Boot(absl::Now()).ok());
-  return device;
+  return hil::TypicalSimDevice(kSerial, o);
 }
 
 runtime::Tensor Images(int64_t n, int64_t h, int64_t w, int salt) {

@@ -24,22 +24,6 @@ namespace {
 constexpr char kSerial[] = "PIM-USB-CAL";
 constexpr char kSimUri[] = "sim:profile=typical,seed=7";
 
-std::unique_ptr<emu::VirtualDevice> TypicalBoard() {
-  runtime::DeviceUri uri;
-  uri.scheme = "sim";
-  uri.profile_path = "typical";
-  uri.seed = 7;
-  drivers::DeviceIdentity id;
-  id.serial_number = kSerial;
-  id.max_frame_bytes = 16384;
-  id.window = 16;
-  auto engine = std::make_unique<drivers::DeviceEngine>(
-      [uri]() { return sim::OpenSimBackend(uri, runtime::OpenOptions{}); }, id, 7);
-  auto device = std::make_unique<emu::VirtualDevice>(std::move(engine), emu::VirtualDeviceOptions{});
-  EXPECT_TRUE(device->Boot(absl::Now()).ok());
-  return device;
-}
-
 // pimcal adc --macros 0 --adc-bits 3 --repeats 4 --step-settings 1 (as pimcal_hil_test.cc).
 calibration::AdcCalibrationOptions ReducedSweep() {
   calibration::AdcCalibrationOptions o;
@@ -84,7 +68,7 @@ absl::StatusOr<proto::Program> Bn(runtime::BackendRegistry& registry, const std:
 }
 
 TEST(UsbPimcalHil, AdcCalibrationOverUsbIsTheSimulatorsByteForByte) {
-  hil::FakeUsbBoard board(TypicalBoard(), kSerial);
+  hil::FakeUsbBoard board(hil::TypicalSimDevice(kSerial), kSerial);
   runtime::BackendRegistry registry;
   ASSERT_TRUE(backends::RegisterAllBackends(registry).ok());
   absl::StatusOr<proto::Calibration> usb = Adc(registry, "usb0");
@@ -100,7 +84,7 @@ TEST(UsbPimcalHil, AdcCalibrationOverUsbIsTheSimulatorsByteForByte) {
 }
 
 TEST(UsbPimcalHil, BnCalibrationOverUsbGivesTheSimulatorsProgram) {
-  hil::FakeUsbBoard board(TypicalBoard(), kSerial);
+  hil::FakeUsbBoard board(hil::TypicalSimDevice(kSerial), kSerial);
   runtime::BackendRegistry registry;
   ASSERT_TRUE(backends::RegisterAllBackends(registry).ok());
   absl::StatusOr<proto::Program> usb = Bn(registry, "usb0");
