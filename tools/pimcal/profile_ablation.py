@@ -11,12 +11,12 @@ to a temporary directory from typical.textproto, so they follow it.
         fmnist-cnn-native-b4 fmnist-cnn-differential-b4
 """
 import argparse
-import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
+
+from robustness_table import Model, Tools
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -31,13 +31,6 @@ VARIANTS = {  # name -> components kept from 'typical'
     "no-noise": ["gain_sigma", "offset_sigma_lsb", "inl_bow_lsb", "dnl_sigma_lsb"],
     "typical": COMPONENTS,
 }
-
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()}")
-    return p.stdout
 
 
 def write_profile(directory, name, keep):
@@ -64,27 +57,20 @@ def main():
     ap.add_argument("--bn-samples", type=int, default=512)
     ap.add_argument("--data", default=os.environ.get("PIM_FMNIST_DIR", "/usr/share/datasets/fashion-mnist"))
     a = ap.parse_args()
-    b = lambda tool: os.path.join(a.build, "bin", tool)  # noqa: E731
-
-    def accuracy(pimb, device):
-        out = run([b("pimrun"), pimb, "--device", device, "--json", "--limit", str(a.limit),
-                   "--input", os.path.join(a.data, "t10k-images-idx3-ubyte.gz"),
-                   "--labels", os.path.join(a.data, "t10k-labels-idx1-ubyte.gz")])
-        return 100 * json.loads(out)["accuracy"]
 
     print(f"top-1 accuracy (%), first {a.limit} test images, seed {a.seed}, pimcal bn --samples {a.bn_samples}")
     print("| model | chip | as compiled | BN-calibrated |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as work:
+        # The robustness table's own tool calls (pimc compile, pimcal bn, pimrun --json).
+        tools = Tools(a.build, a.data, a.limit, a.bn_samples, adc_repeats=None, work=work)
         for m in a.models:
-            pimb = os.path.join(work, m + ".pimb")
-            run([b("pimc"), "compile", os.path.join(ROOT, "tools", "qat", "models", m + ".onnx"), "-o", pimb])
+            pimb = tools.compile(Model(os.path.join(ROOT, "tools", "qat", "models", m + ".onnx")))
             for v in a.variants.split(","):
                 device = f"sim:profile={write_profile(work, v, VARIANTS[v])},seed={a.seed}"
-                bn = os.path.join(work, f"{m}-{v}.bn.pimb")
-                run([b("pimcal"), "bn", pimb, "--device", device, "--samples", str(a.bn_samples),
-                     "--data", os.path.join(a.data, "train-images-idx3-ubyte.gz"), "-o", bn])
-                print(f"| {m} | {v} | {accuracy(pimb, device):.2f} | {accuracy(bn, device):.2f} |", flush=True)
+                bn = tools.bn(pimb, device, os.path.join(work, f"{m}-{v}.bn.pimb"))
+                print(f"| {m} | {v} | {tools.accuracy(pimb, device):.2f} | {tools.accuracy(bn, device):.2f} |",
+                      flush=True)
     return 0
 
 
