@@ -27,6 +27,7 @@
 #include "pim/runtime/chip_spec.h"
 #include "pim/runtime/dataset.h"
 #include "pim/runtime/executor.h"
+#include "pim/runtime/json.h"
 #include "pim/runtime/npy.h"
 #include "pim/runtime/program_file.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -35,6 +36,8 @@
 namespace {
 
 using namespace pim;
+using runtime::JsonNumber;
+using runtime::JsonString;
 
 struct Options {
   std::string model;
@@ -52,29 +55,6 @@ struct Options {
   bool verbose = false;
 };
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
-std::string JsonNumber(double v) {
-  if (!std::isfinite(v)) return "null";
-  return absl::StrFormat("%.17g", v);
-}
 
 // One line for people: where and how a Program's BN statistics were measured (pimcal bn).
 std::string BnRecordText(const proto::BnCalibrationRecord& r) {
@@ -90,19 +70,6 @@ std::string BnRecordText(const proto::BnCalibrationRecord& r) {
   return out;
 }
 
-std::string BnRecordJson(const proto::BnCalibrationRecord& r) {
-  std::string out = absl::StrCat("{\"device\": ", JsonString(r.device()), ", \"device_serial\": ",
-                                 JsonString(r.device_serial()), ", \"data\": ", JsonString(r.data()),
-                                 ", \"samples\": ", r.samples(), ", \"layers\": ", r.layers_size(),
-                                 ", \"adc_calibration\": ");
-  if (r.has_adc_calibration()) {
-    absl::StrAppend(&out, "{\"path\": ", JsonString(r.adc_calibration().path()), ", \"sha256\": ",
-                    JsonString(r.adc_calibration().sha256()), "}");
-  } else {
-    absl::StrAppend(&out, "null");
-  }
-  return out + "}";
-}
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "pimrun: %s\n", std::string(status.message()).c_str());
@@ -432,7 +399,7 @@ int Run(const Options& o) {
       absl::StrAppend(&out, ", \"calibration\": {\"path\": ", JsonString(linearization_ref.path()),
                       ", \"sha256\": ", JsonString(linearization_ref.sha256()), "}");
     }
-    if (program->has_bn_calibration()) absl::StrAppend(&out, ", \"bn_calibration\": ", BnRecordJson(program->bn_calibration()));
+    if (program->has_bn_calibration()) absl::StrAppend(&out, ", \"bn_calibration\": ", runtime::BnCalibrationRecordJson(program->bn_calibration()));
     if (o.profile) absl::StrAppend(&out, ", \"profile\": ", ProfileJson(result->profile, clock_hz, logits.batch()));
     out += "}";
     std::printf("%s\n", out.c_str());

@@ -8,9 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "pim/runtime/json.h"
 
 namespace pim::compiler {
 namespace {
+
+using runtime::JsonNumber;
+using runtime::JsonString;
 
 const char* SchemeText(proto::Scheme s) {
   switch (s) {
@@ -49,26 +53,6 @@ std::string StepKind(const proto::Step& s) {
     case proto::Step::kFloatMatrix: return "float_matrix";
     default: return "unknown";
   }
-}
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
-std::string JsonNumber(double v) {
-  if (!std::isfinite(v)) return "null";
-  return absl::StrFormat("%.17g", v);
 }
 
 // Summary of one matrix layer's tiles.
@@ -204,19 +188,7 @@ std::string Json(const proto::Program& p, const ReportOptions& o) {
                                 ",\"columns\":", c.columns(), ",\"cell_bits\":", c.cell_bits(),
                                 ",\"adc_bits\":", c.adc_bits(), "}"));
   if (p.has_bn_calibration()) {
-    const proto::BnCalibrationRecord& r = p.bn_calibration();
-    std::vector<std::string> names;
-    for (const auto& l : r.layers()) names.push_back(JsonString(l));
-    std::string adc = "null";
-    if (r.has_adc_calibration()) {
-      adc = absl::StrCat("{\"path\":", JsonString(r.adc_calibration().path()), ",\"sha256\":",
-                         JsonString(r.adc_calibration().sha256()), ",\"device_serial\":",
-                         JsonString(r.adc_calibration().device_serial()), "}");
-    }
-    fields.push_back(absl::StrCat("\"bn_calibration\":{\"device\":", JsonString(r.device()),
-                                  ",\"device_serial\":", JsonString(r.device_serial()), ",\"data\":",
-                                  JsonString(r.data()), ",\"samples\":", r.samples(), ",\"layers\":[",
-                                  absl::StrJoin(names, ","), "],\"adc_calibration\":", adc, "}"));
+    fields.push_back(absl::StrCat("\"bn_calibration\":", runtime::BnCalibrationRecordJson(p.bn_calibration())));
   }
   std::vector<std::string> layers;
   for (const proto::Step& s : p.steps()) {
