@@ -154,6 +154,8 @@ def metadata(model, cfg):
     }
     if pim and cfg.get("train_adc_bits", cfg["adc_bits"]) != cfg["adc_bits"]:
         meta["pim.train_adc_bits"] = str(cfg["train_adc_bits"])
+    if pim and cfg.get("train_noise_lsb", 0.0) > 0:
+        meta["pim.train_noise_lsb"] = fmt_double(cfg["train_noise_lsb"])
     for name, layer in model.qlayers():
         if layer.digital:
             meta[f"pim.layer.{name}.placement"] = "digital"

@@ -56,9 +56,11 @@ class OpNet(nn.Module):
     def qlayers(self):
         return [(name, self.mods[name]) for kind, name, _ in self.ops if kind in ("conv", "fc")]
 
-    def set_pim(self, scheme=None, adc_bits=7, rows=64, rescale=True, delta_mode="learned"):
-        """scheme None: conventional QAT (no PIM quantization in training)."""
-        cfg = PimConfig(scheme, adc_bits, rows) if scheme else None
+    def set_pim(self, scheme=None, adc_bits=7, rows=64, rescale=True, delta_mode="learned",
+                noise_lsb=0.0):
+        """scheme None: conventional QAT (no PIM quantization in training). noise_lsb: thermal
+        noise added to each ADC input in training (sigma in LSB)."""
+        cfg = PimConfig(scheme, adc_bits, rows, noise_lsb) if scheme else None
         for _, layer in self.qlayers():
             layer.set_pim(cfg, rescale)
             layer.delta_mode = delta_mode

@@ -86,16 +86,19 @@ class ActQuant(nn.Module):
 
 
 class PimConfig:
-    """PIM quantization of one layer: scheme, ADC bits used in training, rows R."""
+    """PIM quantization of one layer: scheme, ADC bits used in training, rows R, and the thermal
+    noise (sigma in LSB of that ADC) added to every conversion's input in training only."""
 
-    def __init__(self, scheme="native", adc_bits=7, rows=64):
+    def __init__(self, scheme="native", adc_bits=7, rows=64, noise_lsb=0.0):
         if scheme not in SCHEMES:
             raise ValueError(f"unknown scheme {scheme!r} (expected one of {', '.join(SCHEMES)})")
         if not 1 <= adc_bits <= 16:
             raise ValueError(f"adc_bits {adc_bits} out of range 1..16")
         if rows < 1:
             raise ValueError(f"rows {rows} must be >= 1")
-        self.scheme, self.adc_bits, self.rows = scheme, adc_bits, rows
+        if not (0.0 <= noise_lsb <= 16.0):
+            raise ValueError(f"noise_lsb {noise_lsb} out of range [0, 16]")
+        self.scheme, self.adc_bits, self.rows, self.noise_lsb = scheme, adc_bits, rows, noise_lsb
 
 
 class QLayer(nn.Module):
@@ -195,28 +198,36 @@ class QLayer(nn.Module):
         return F.linear(X, q)
 
     def _adc(self, p, lo, hi, numel):
-        """ADC with LSQ step: returns integer codes c (STE) and the step used."""
+        """ADC with LSQ step: returns integer codes c (STE) and the step used. In training, the
+        configured thermal noise (sigma LSB, a fresh draw per conversion) is added before
+        rounding, as the chip model adds it (docs/chip-model.md 4); evaluation has none."""
         if self.training:
             step = self.adc_step.abs().clamp_min(1e-8)
             step = grad_scale(step, 1.0 / math.sqrt(numel * max(hi, 1)))
-            c = torch.clamp(round_ste(p / step), lo, hi)
+            v = p / step
+            if self.pim.noise_lsb > 0:
+                v = v + self.pim.noise_lsb * torch.randn_like(v)
+            c = torch.clamp(round_ste(v), lo, hi)
         else:
             step = self.step_tensor()
             c = torch.clamp(torch.round(p.double() / step.double()), lo, hi).float()
         return c, step
 
     def _init_adc_step(self, parts, lo, hi):
-        """Delta minimizing the ADC's mean squared error on the first batch (grid search)."""
+        """Delta minimizing the ADC's mean squared error on the first batch (grid search), with
+        the training noise (one fixed draw) included."""
         with torch.no_grad():
             p = torch.cat([x.reshape(-1) for x in parts])
+            gen = torch.Generator().manual_seed(0)
             if p.numel() > 262_144:
-                p = p[torch.randperm(p.numel(), generator=torch.Generator().manual_seed(0))[:262_144]]
+                p = p[torch.randperm(p.numel(), generator=gen)[:262_144]]
+            noise = self.pim.noise_lsb * torch.randn(p.shape, generator=gen)
             top = p.abs().max().item()
             best, best_err = 1.0, float("inf")
             if top > 0:
                 for i in range(64):
                     d = top / max(hi, 1) * 2.0 ** (-i / 8.0)
-                    err = ((torch.clamp(torch.round(p / d), lo, hi) * d - p) ** 2).mean().item()
+                    err = ((torch.clamp(torch.round(p / d + noise), lo, hi) * d - p) ** 2).mean().item()
                     if err < best_err:
                         best, best_err = d, err
             self.adc_step.fill_(best)
@@ -341,4 +352,4 @@ class QLayer(nn.Module):
             return
         with torch.no_grad():
             self.adc_step.copy_(self.step_tensor() * 2.0 ** (self.pim.adc_bits - bits))
-        self.pim = PimConfig(self.pim.scheme, bits, self.pim.rows)
+        self.pim = PimConfig(self.pim.scheme, bits, self.pim.rows, self.pim.noise_lsb)

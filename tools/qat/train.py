@@ -8,6 +8,8 @@ PIM-QAT fine-tuned from it:
         --adc-bits 4 --epochs 1 --init tools/qat/models/fmnist-cnn-qat.pt \
         --out tools/qat/models/fmnist-cnn-native-b4
 Adjusted precision (train at 3 ADC bits, deploy at 4): add --train-adc-bits 3.
+Noise-aware (the chip's thermal noise, sigma in LSB, added to every ADC input in training only):
+add --train-noise-lsb 0.35.
 
 Writes <out>.pt (checkpoint: state dict + configuration), <out>.onnx (QDQ form),
 <out>.qonnx.onnx (QONNX form) and, with --log, the training log. Runs on one thread.
@@ -40,7 +42,7 @@ def make_model(cfg):
     model = nets.build(cfg["arch"], cfg.get("a_bits", 4), cfg.get("w_bits", 4))
     if cfg.get("scheme"):
         model.set_pim(cfg["scheme"], cfg["train_adc_bits"], cfg["rows"], cfg.get("rescale", True),
-                      cfg.get("delta_mode", "learned"))
+                      cfg.get("delta_mode", "learned"), cfg.get("train_noise_lsb", 0.0))
     return model
 
 
@@ -71,6 +73,8 @@ def main(argv=None):
     ap.add_argument("--adc-bits", type=int, default=7, help="deployment ADC bits (pim.adc_bits)")
     ap.add_argument("--train-adc-bits", type=int, default=None,
                     help="ADC bits used in training (adjusted precision; default --adc-bits)")
+    ap.add_argument("--train-noise-lsb", type=float, default=0.0,
+                    help="thermal noise sigma (LSB) added to every ADC input in training (PIM only)")
     ap.add_argument("--rows", type=int, default=64)
     ap.add_argument("--no-rescale", action="store_true", help="disable backward rescaling")
     ap.add_argument("--delta-mode", default="learned", choices=["learned", "full-range"],
@@ -106,7 +110,8 @@ def main(argv=None):
 
     train_bits = args.train_adc_bits or args.adc_bits
     cfg = {"arch": args.arch, "scheme": args.scheme, "adc_bits": args.adc_bits,
-           "train_adc_bits": train_bits, "rows": args.rows, "rescale": not args.no_rescale,
+           "train_adc_bits": train_bits, "train_noise_lsb": args.train_noise_lsb, "rows": args.rows,
+           "rescale": not args.no_rescale,
            "delta_mode": args.delta_mode,
            "a_bits": 4, "w_bits": 4, "seed": args.seed,
            "training": "pim-qat" if args.scheme else "conventional-qat", "command": cmd}

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Trains every bundled model (tools/qat/models/README.md lists the same commands).
-# Run from the repository root:  sh tools/qat/train_all.sh [baselines|finetune-cnn|finetune-resnet|ablation]
+# Run from the repository root:  sh tools/qat/train_all.sh [baselines|finetune-cnn|finetune-resnet|ablation|noise]
 # One thread per process, nice 10; the fine-tunes of one architecture run in parallel.
 set -e
 PY=/usr/bin/python3
@@ -39,13 +39,25 @@ ablation() {  # like fmnist-cnn-native-b4 (learned Delta, rescaling on) but one 
   wait
 }
 
+noise() {  # noise-aware: like the b4 fine-tunes, with the 'typical' profile's thermal noise (0.35 LSB) in training
+  for arch in fmnist-cnn fmnist-resnet; do
+    opts=$FT; [ $arch = fmnist-resnet ] && opts=$FT_RESNET
+    for s in native differential bit_serial; do
+      train --arch $arch --scheme $s --adc-bits 4 --train-noise-lsb 0.35 $opts --init $M/$arch-qat.pt \
+        --out $M/$arch-$s-b4-noise --log $M/$arch-$s-b4-noise.log
+    done
+  done
+}
+
 case "${1:-all}" in
   baselines) baselines ;;
   finetune-cnn) finetune fmnist-cnn 7 native differential bit_serial & finetune fmnist-cnn 4 native differential bit_serial & ablation & wait ;;
   finetune-resnet) finetune fmnist-resnet 4 native differential bit_serial ;;
   ablation) ablation ;;
+  noise) noise ;;
   all) baselines
        finetune fmnist-cnn 7 native differential bit_serial & finetune fmnist-cnn 4 native differential bit_serial & ablation & wait
-       finetune fmnist-resnet 4 native differential bit_serial ;;
-  *) echo "usage: $0 [baselines|finetune-cnn|finetune-resnet|ablation|all]" >&2; exit 2 ;;
+       finetune fmnist-resnet 4 native differential bit_serial
+       noise ;;
+  *) echo "usage: $0 [baselines|finetune-cnn|finetune-resnet|ablation|noise|all]" >&2; exit 2 ;;
 esac

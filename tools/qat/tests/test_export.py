@@ -120,3 +120,26 @@ def test_adjusted_precision_keeps_full_scale():
     assert meta["pim.adc_bits"] == "5" and meta["pim.train_adc_bits"] == "3"
     for n, step in before.items():
         assert float(meta[f"pim.layer.{n}.adc_step"]) == step / 4
+
+
+def test_noise_aware_training_adds_noise_in_training_only():
+    m, cfg = _net("native", adc_bits=4)
+    noisy = nets.build("fmnist-cnn")
+    noisy.set_pim("native", 4, 64, noise_lsb=0.5)
+    noisy.load_state_dict(m.state_dict())  # same weights and ADC steps (already initialized)
+    x = _images(4)
+    with torch.no_grad():
+        m.eval(), noisy.eval()
+        assert torch.equal(m(x), noisy(x)), "evaluation must be noiseless"
+        m.train(), noisy.train()
+        torch.manual_seed(3)
+        a = noisy(x)
+        torch.manual_seed(3)
+        b = noisy(x)
+        assert torch.equal(a, b), "the noise draw follows torch's seed"
+        assert not torch.equal(a, m(x)), "training adds noise before the ADC"
+    meta = {p.key: p.value for p in export.build(noisy.eval(), dict(cfg, train_noise_lsb=0.5)).metadata_props}
+    assert meta["pim.train_noise_lsb"] == "0.5"
+    assert "pim.train_noise_lsb" not in {p.key for p in export.build(m, cfg).metadata_props}
+    with pytest.raises(ValueError, match="noise_lsb -1"):
+        noisy.set_pim("native", 4, 64, noise_lsb=-1.0)
