@@ -398,6 +398,7 @@ def save_cache(path, cache):
 def robustness_section(build=os.path.join(ROOT, "build"), model_dirs=(MODELS,), profiles=("ideal", "typical", "harsh"),
                        seeds=(1, 2, 3), limit=500, claim_limit=2000, bn_samples=512, adc_repeats=4, data=DATA, jobs=1,
                        cache_path=CACHE, only=None, measure_missing=True, partners_only=False, claim_only=False,
+                       table_only=False,
                        log=lambda s: print(s, file=sys.stderr)):
     """The Markdown section. make_results.py calls it with measure_missing=False (cache only)."""
     models, adjusted, noise_trained = discover(model_dirs)
@@ -411,8 +412,9 @@ def robustness_section(build=os.path.join(ROOT, "build"), model_dirs=(MODELS,), 
         claim_tools = Tools(build, data, claim_limit, bn_samples, adc_repeats, os.path.join(work, "claim"))
         table_cache = Cache(cache.values, None, False) if claim_only else cache  # claim_only: table from the cache
         results = measure(tools, models, adjusted, noise_trained, profiles, seeds, table_cache, jobs, log, partners_only)
+        claim_cache = Cache(cache.values, None, False) if table_only else cache  # table_only: claim from the cache
         claim = measure_claim(claim_tools, list(models.values()) + [n for k, n in noise_trained.items() if k in models],
-                              seeds, cache, jobs, log)
+                              seeds, claim_cache, jobs, log)
     return markdown(results, claim, models, adjusted, noise_trained, seeds, limit, claim_limit, bn_samples, adc_repeats,
                     profiles)
 
@@ -435,13 +437,14 @@ def main():
                     help="measure only the adjusted-precision and noise-trained models (e.g. while another run "
                          "measures the rest)")
     ap.add_argument("--claim-only", action="store_true", help="measure only the issue's check")
+    ap.add_argument("--table-only", action="store_true", help="measure only the table, not the issue's check")
     ap.add_argument("--out", help="write the Markdown here instead of stdout")
     a = ap.parse_args()
     try:
         md = robustness_section(a.build, [MODELS] + a.models_dir, a.profiles.split(","),
                                 [int(s) for s in a.seeds.split(",")], a.limit, a.claim_limit, a.bn_samples,
                                 a.adc_repeats, a.data, a.jobs, a.cache, a.only, partners_only=a.partners_only,
-                                claim_only=a.claim_only)
+                                claim_only=a.claim_only, table_only=a.table_only)
     except RuntimeError as e:
         print(f"robustness_table: {e}", file=sys.stderr)
         return 1

@@ -8,7 +8,10 @@ layer, how far the saved statistics are from the re-estimated ones. Nothing is w
 the training-side counterpart of `pimcal bn` on the ideal chip, for finding out whether a model's
 shortfall on the ideal chip comes from stale statistics.
 
-    OMP_NUM_THREADS=1 /usr/bin/python3 tools/qat/bn_reestimate.py fmnist-resnet-differential-b4
+    OMP_NUM_THREADS=1 /usr/bin/python3 tools/qat/bn_reestimate.py fmnist-resnet-differential-b4 --per-layer
+
+It also lists the channels of a blank image whose background code changes with the re-estimated
+statistics (an activation value near a rounding tie makes a model sensitive to tiny shifts).
 """
 import argparse
 import os
@@ -28,6 +31,8 @@ def main(argv=None):
     ap.add_argument("--images", type=int, default=512, help="training images for the re-estimation")
     ap.add_argument("--eval", type=int, default=2000, help="first N test images to evaluate on")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--per-layer", action="store_true",
+                    help="also evaluate with only one layer's statistics re-estimated, for each layer")
     ap.add_argument("--data-dir", default=None)
     a = ap.parse_args(argv)
     if a.images < 1 or a.eval < 1 or a.batch < 1:
@@ -58,12 +63,57 @@ def main(argv=None):
 
     print(f"{os.path.basename(path)[:-3]}: accuracy on {len(xte)} test images {100 * before:.2f} as saved, "
           f"{100 * after:.2f} with BN statistics re-estimated on {min(a.images, len(xtr))} training images")
-    print("layer  max|mean shift|/std  running-var ratio saved/re-estimated (min..max)")
+    fresh = {n: (m.running_mean.clone(), m.running_var.clone()) for n, m in bns}
+
+    def use(stats):
+        for n, m in bns:
+            m.running_mean.copy_(stats[n][0])
+            m.running_var.copy_(stats[n][1])
+
+    print("layer  max|mean shift|/std  running-var ratio saved/re-estimated (min..max)"
+          + ("  accuracy with only this layer re-estimated" if a.per_layer else ""))
     for n, m in bns:
         mean, var = saved[n]
-        shift = ((mean - m.running_mean).abs() / m.running_var.sqrt()).max().item()
-        ratio = var / m.running_var
-        print(f"{n.split('.')[-1]:6} {shift:.3f}  {ratio.min().item():.3f}..{ratio.max().item():.3f}")
+        shift = ((mean - fresh[n][0]).abs() / fresh[n][1].sqrt()).max().item()
+        ratio = var / fresh[n][1]
+        line = f"{n.split('.')[-1]:6} {shift:.3f}  {ratio.min().item():.3f}..{ratio.max().item():.3f}"
+        if a.per_layer:
+            use({k: (fresh[k] if k == n else saved[k]) for k, _ in bns})
+            line += f"  {100 * train.evaluate(model, xte, yte, batch=100):.2f}"
+        print(line)
+
+    # A blank (all-zero) image: interior pixels are constant, so each channel's value at the input
+    # of an activation quantizer is one number; a value near a rounding tie flips a whole
+    # channel's background code when the statistics move a little.
+    def background(stats):
+        use(stats)
+        with torch.no_grad():
+            _, vals = model(torch.zeros(1, *xte.shape[1:]), keep=True)
+        out = {}
+        for kind, name, ins in model.ops:
+            if kind == "actq" and name != "act0" and vals[ins[0]].dim() == 4:
+                v = vals[ins[0]][0]
+                out[name] = v[:, v.shape[1] // 2, v.shape[2] // 2] / float(model.mods[name].export_scale())
+        return out
+
+    old, new = background(saved), background(fresh)
+
+    def code(q, u):
+        return int(torch.round(u.clamp(0, model.mods[q].qmax)))
+
+    changed = [(q, [(c, old[q][c].item(), new[q][c].item()) for c in range(len(old[q]))
+                    if code(q, old[q][c]) != code(q, new[q][c])]) for q in old]
+    changed = [(q, flips) for q, flips in changed if flips]
+    if not changed:
+        print("background codes of a blank image: none change")
+    else:
+        first, flips = changed[0]
+        print(f"background codes of a blank image: the first quantizer where they change is {first} "
+              "(channel: value/s_x saved -> re-estimated)")
+        for c, u, v in flips:
+            print(f"  {first} channel {c}: {u:.3f} -> {v:.3f}")
+        if len(changed) > 1:
+            print("  downstream of it: " + ", ".join(f"{q} {len(f)} channels" for q, f in changed[1:]))
     return 0
 
 
