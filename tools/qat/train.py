@@ -93,6 +93,10 @@ def main(argv=None):
     ap.add_argument("--no-export", action="store_true")
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
+    if not 0.0 <= args.train_noise_lsb <= 16.0:
+        ap.error(f"--train-noise-lsb {args.train_noise_lsb}: must be in [0, 16] (LSB)")
+    if args.train_noise_lsb > 0 and not args.scheme:
+        ap.error("--train-noise-lsb needs --scheme: noise is added to the PIM layers' ADC inputs")
 
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
