@@ -249,13 +249,7 @@ def measure(tools, models, adjusted, noise_trained, profiles, seeds, cache, jobs
                                  lambda: noise_trained_accuracy(nt, profile, seed)) or {})
         return model, profile, row
 
-    work = [(m, p, s) for m in models.values() for p in profiles for s in seeds_for(p, seeds)]
-    results = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        for model, profile, row in pool.map(lambda a: job(*a), work):
-            for cond, acc in row.items():
-                results.setdefault(model.name, {}).setdefault(profile, {}).setdefault(cond, []).append(acc)
-    return results
+    return run_jobs(job, [(m, p, s) for m in models.values() for p in profiles for s in seeds_for(p, seeds)], jobs)
 
 
 def measure_claim(tools, models, seeds, cache, jobs, log):
@@ -277,13 +271,19 @@ def measure_claim(tools, models, seeds, cache, jobs, log):
         return model, profile, cache.get(cache_key(model, profile, seed, tools) + "|claim",
                                          lambda: accuracies(model, profile, seed)) or {}
 
-    work = [(m, "ideal", seeds[0]) for m in models] + [(m, "typical", s) for m in models for s in seeds]
-    claim = {}
+    return run_jobs(job, [(m, "ideal", seeds[0]) for m in models] + [(m, "typical", s) for m in models for s in seeds],
+                    jobs)
+
+
+def run_jobs(job, work, jobs):
+    """Runs job(model, profile, seed) -> (model, profile, row) over `work` on `jobs` threads;
+    returns results[model name][profile][condition] = [value per seed, in work order]."""
+    results = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         for model, profile, row in pool.map(lambda a: job(*a), work):
-            for cond, acc in row.items():
-                claim.setdefault(model.name, {}).setdefault(profile, {}).setdefault(cond, []).append(acc)
-    return claim
+            for cond, value in row.items():
+                results.setdefault(model.name, {}).setdefault(profile, {}).setdefault(cond, []).append(value)
+    return results
 
 
 def cell(values, expected):
