@@ -164,6 +164,14 @@ class Tools:
             cmd += ["--calibration", calibration]
         return self.once(out, lambda o: run(cmd + ["-o", o]))
 
+    def none_and_bn(self, model, device, tag, none=True):
+        """{'bn': accuracy after `pimcal bn` on the device, 'none': as compiled (unless none=False)}."""
+        pimb = self.compile(model)
+        row = {"bn": self.accuracy(self.bn(pimb, device, os.path.join(self.work, f"{model.name}-{tag}.bn.pimb")), device)}
+        if none:
+            row["none"] = self.accuracy(pimb, device)
+        return row
+
     def accuracy(self, pimb, device, calibration=None):
         cmd = [self.tool("pimrun"), pimb, "--device", device, "--json",
                "--input", os.path.join(self.data, "t10k-images-idx3-ubyte.gz"),
@@ -228,11 +236,9 @@ def measure(tools, models, adjusted, noise_trained, profiles, seeds, cache, jobs
         return acc
 
     def noise_trained_accuracy(nt, profile, seed):
-        device, tag = device_of(profile, seed)
-        pimb = tools.compile(nt)
-        bn = tools.bn(pimb, device, os.path.join(tools.work, f"{nt.name}-{tag}.bn.pimb"))
-        row = {"nt": tools.accuracy(pimb, device), "nt bn": tools.accuracy(bn, device)}
-        log(f"{nt.name} {tag}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()))
+        measured = tools.none_and_bn(nt, *device_of(profile, seed))
+        row = {"nt": measured["none"], "nt bn": measured["bn"]}
+        log(f"{nt.name} {profile}-{seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()))
         return row
 
     def job(model, profile, seed):
@@ -257,13 +263,8 @@ def measure_claim(tools, models, seeds, cache, jobs, log):
     seed], 'none' and 'bn' on the ideal chip, 'bn' on 'typical' for every seed."""
 
     def accuracies(model, profile, seed):
-        device, tag = device_of(profile, seed)
-        pimb = tools.compile(model)
-        row = {"bn": tools.accuracy(tools.bn(pimb, device, os.path.join(tools.work, f"{model.name}-{tag}.bn.pimb")),
-                                    device)}
-        if profile == "ideal":
-            row["none"] = tools.accuracy(pimb, device)
-        log(f"{model.name} {tag} ({tools.limit or 10000} images): "
+        row = tools.none_and_bn(model, *device_of(profile, seed), none=profile == "ideal")
+        log(f"{model.name} {profile}-{seed} ({tools.limit or 10000} images): "
             + ", ".join(f"{k} {v:.2f}" for k, v in row.items()))
         return row
 
