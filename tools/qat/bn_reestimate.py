@@ -52,8 +52,8 @@ def main(argv=None):
     for _, m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches below
-    model.train()  # batch statistics; the PIM layers' training-time noise is off unless configured
-    for layer in (l for _, l in model.qlayers() if l.pim is not None):
+    model.train()  # batch statistics, in the deployed arithmetic: a noise-trained model's training
+    for layer in (l for _, l in model.qlayers() if l.pim is not None):  # noise is switched off
         layer.pim.noise_lsb = 0.0
     with torch.no_grad():
         for i in range(0, min(a.images, len(xtr)), a.batch):

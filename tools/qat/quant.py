@@ -221,7 +221,7 @@ class QLayer(nn.Module):
             gen = torch.Generator().manual_seed(0)
             if p.numel() > 262_144:
                 p = p[torch.randperm(p.numel(), generator=gen)[:262_144]]
-            noise = self.pim.noise_lsb * torch.randn(p.shape, generator=gen)
+            noise = self.pim.noise_lsb * torch.randn(p.shape, generator=gen) if self.pim.noise_lsb > 0 else 0.0
             top = p.abs().max().item()
             best, best_err = 1.0, float("inf")
             if top > 0:
