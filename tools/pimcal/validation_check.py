@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""The check of issue 6 on a validation slice of the test set, for choosing a training recipe
+without looking at the images the check is reported on (robustness_table.py: the first 2000 for
+the check, the first 500 for the table). Default slice: test images 8000-9999.
+
+For each model: the ideal chip as compiled and after `pimcal bn`, and 'typical' after `pimcal bn`
+for each seed. Models given together that stand for the same arch, scheme and ADC bits (a model
+and its -noise partner) share one reference, the best of their ideal-chip figures; the gap is
+that reference minus the mean 'typical' figure, as in the check.
+
+    OMP_NUM_THREADS=1 tools/pimcal/validation_check.py \\
+        tools/qat/models/fmnist-cnn-differential-b4.onnx tools/qat/models/fmnist-cnn-differential-b4-noise.onnx
+"""
+import argparse
+import gzip
+import json
+import os
+import statistics
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import robustness_table as rt  # noqa: E402
+
+IMAGES = 10000
+
+
+def read_idx(path, header):
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=header)
+
+
+def write_slice(data, first, count, work):
+    """The test images [first, first + count) as float32 NCHW .npy (scaled 1/255) and int64
+    labels, the forms pimrun reads."""
+    images = read_idx(os.path.join(data, "t10k-images-idx3-ubyte.gz"), 16).reshape(-1, 1, 28, 28)
+    labels = read_idx(os.path.join(data, "t10k-labels-idx1-ubyte.gz"), 8)
+    x, y = os.path.join(work, "images.npy"), os.path.join(work, "labels.npy")
+    np.save(x, images[first:first + count].astype(np.float32) / 255.0)
+    np.save(y, labels[first:first + count].astype(np.int64))
+    return x, y
+
+
+class SliceTools(rt.Tools):
+    """rt.Tools, measuring accuracy on the slice instead of the first test images."""
+
+    def __init__(self, images, labels, **kw):
+        super().__init__(limit=0, **kw)
+        self.images, self.labels = images, labels
+
+    def accuracy(self, pimb, device, calibration=None):
+        assert calibration is None
+        out = rt.run([self.tool("pimrun"), pimb, "--device", device, "--json",
+                      "--input", self.images, "--labels", self.labels])
+        return 100.0 * json.loads(out)["accuracy"]
+
+
+def measure(tools, model, seeds):
+    row = tools.none_and_bn(model, "sim", "ideal")
+    typical = [tools.none_and_bn(model, rt.device_of("typical", s)[0], f"typical-{s}", none=False)["bn"]
+               for s in seeds]
+    return row["none"], row["bn"], typical
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", help="ONNX models (named <arch>-<scheme>-b<bits>[-noise|-adj<T>].onnx)")
+    ap.add_argument("--first", type=int, default=8000, help="first test image of the slice")
+    ap.add_argument("--count", type=int, default=2000, help="images in the slice")
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--build", default=os.path.join(rt.ROOT, "build"))
+    ap.add_argument("--data", default=os.environ.get("PIM_FMNIST_DIR", rt.DATA))
+    args = ap.parse_args()
+    if not (0 <= args.first and 0 < args.count and args.first + args.count <= IMAGES):
+        ap.error(f"--first {args.first} --count {args.count}: the slice must lie within the {IMAGES} test images")
+    if args.first < 2000:
+        print("note: the slice overlaps the first 2000 test images, which the check is reported on", file=sys.stderr)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        ap.error(f"--seeds {args.seeds!r}: expected comma-separated integers")
+    for path in args.models:
+        if not path.endswith(".onnx") or not os.path.isfile(path):
+            ap.error(f"{path}: not an .onnx file")
+        if not rt.MODEL_NAME.match(rt.PARTNER_SUFFIX.sub("", os.path.basename(path)[:-len(".onnx")])):
+            ap.error(f"{path}: name is not <arch>-<scheme>-b<bits>[-noise|-adj<T>].onnx")
+
+    with tempfile.TemporaryDirectory(prefix="pim-validation-") as work:
+        images, labels = write_slice(args.data, args.first, args.count, work)
+        tools = SliceTools(images, labels, build=args.build, data=args.data, bn_samples=512, adc_repeats=4, work=work)
+        rows = {}
+        for path in args.models:
+            model = rt.Model(path)
+            rows[model.name] = (model, *measure(tools, model, seeds))
+            ideal, ideal_bn, typical = rows[model.name][1:]
+            print(f"{model.name}: ideal {ideal:.2f}, ideal bn {ideal_bn:.2f}, typical bn "
+                  f"{statistics.mean(typical):.2f} ({', '.join(f'{v:.2f}' for v in typical)})", flush=True)
+    print(f"\ntest images {args.first}-{args.first + args.count - 1}, seeds {args.seeds}; gap: best ideal figure of "
+          "the models of the same arch, scheme and bits minus the mean 'typical' after pimcal bn")
+    for name, (model, ideal, ideal_bn, typical) in rows.items():
+        reference = max(max(r[1], r[2]) for r in rows.values() if r[0].key == model.key)
+        print(f"{name}: gap {reference - statistics.mean(typical):+.2f}")
+
+
+if __name__ == "__main__":
+    main()
