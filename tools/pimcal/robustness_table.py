@@ -27,7 +27,8 @@ BN-calibrated and 'typical' with BN calibration, for every model and noise-train
 Every number comes from running the real tools (pimc, pimcal, pimrun) on the test set. Measured
 accuracies are kept in a cache (--cache, JSON, committed) keyed by the model files' SHA-256,
 profile, seed, image count and BN samples, so adding a model or a seed runs only what is new;
-after a change to the tools, re-measure with --cache ''. make_results.py calls
+after a change to the tools, re-measure with --cache ''. After retraining a model, --prune drops
+the entries of its old file. make_results.py calls
 robustness_section(measure=False): it prints what the cache holds and never runs a tool.
 The 'ideal' profile has no noise and no per-column variation: one seed is run for it.
 
@@ -384,6 +385,13 @@ def load_cache(path):
     return {}
 
 
+def write_cache(path, values):
+    with open(path + ".tmp", "w") as f:
+        json.dump(values, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+
+
 def save_cache(path, cache):
     """Merges `cache` into the file (several runs may measure different models at once)."""
     if not path:
@@ -393,10 +401,20 @@ def save_cache(path, cache):
         merged = load_cache(path)
         merged.update(cache)
         cache.update(merged)
-        with open(path + ".tmp", "w") as f:
-            json.dump(merged, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(path + ".tmp", path)
+        write_cache(path, merged)
+
+
+def prune_cache(path, model_dirs):
+    """Drops the entries whose model file is gone or has changed (a retrained model's old
+    SHA-256); returns how many were dropped. Such entries are never shown, only kept."""
+    current = {(os.path.basename(p)[:-len(".onnx")], sha256(p)[:16])
+               for d in model_dirs for p in glob.glob(os.path.join(d, "*.onnx"))}
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        values = load_cache(path)
+        kept = {k: v for k, v in values.items() if tuple(k.split("|")[:2]) in current}
+        write_cache(path, kept)
+    return len(values) - len(kept)
 
 
 def robustness_section(build=os.path.join(ROOT, "build"), model_dirs=(MODELS,), profiles=("ideal", "typical", "harsh"),
@@ -443,7 +461,16 @@ def main():
     ap.add_argument("--claim-only", action="store_true", help="measure only the issue's check")
     ap.add_argument("--table-only", action="store_true", help="measure only the table, not the issue's check")
     ap.add_argument("--out", help="write the Markdown here instead of stdout")
+    ap.add_argument("--prune", action="store_true",
+                    help="drop the cache entries of model files that are gone or changed (e.g. retrained), then exit")
     a = ap.parse_args()
+    if a.prune:
+        if not a.cache:
+            ap.error("--prune needs --cache")
+        dropped = prune_cache(a.cache, [MODELS] + a.models_dir)
+        print(f"robustness_table: dropped {dropped} entries of models that are gone or changed from {a.cache}",
+              file=sys.stderr)
+        return 0
     try:
         md = robustness_section(a.build, [MODELS] + a.models_dir, a.profiles.split(","),
                                 [int(s) for s in a.seeds.split(",")], a.limit, a.claim_limit, a.bn_samples,

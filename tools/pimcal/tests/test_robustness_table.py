@@ -68,3 +68,18 @@ def test_claim_verdict_uses_both_ideal_figures_and_the_better_partner(tmp_path):
     # a model with no typical figures yet has no row
     del claim["fmnist-cnn-native-b7"]["typical"]
     assert "fmnist-cnn-native-b7" not in _claim_rows(claim, models, noise)
+
+
+def test_prune_drops_only_entries_of_gone_or_changed_model_files(tmp_path):
+    (tmp_path / "fmnist-cnn-native-b4.onnx").write_bytes(b"retrained")
+    current = rt.sha256(str(tmp_path / "fmnist-cnn-native-b4.onnx"))[:16]
+    path = tmp_path / "cache.json"
+    path.write_text(json.dumps({
+        f"fmnist-cnn-native-b4|{current}|typical|1|500|512|4": 87.0,
+        f"fmnist-cnn-native-b4|{current}|ideal|1|2000|512|4|claim": {"bn": 88.0},
+        "fmnist-cnn-native-b4|0123456789abcdef|typical|1|500|512|4": 85.0,  # the model before retraining
+        "fmnist-cnn-gone-b4|0123456789abcdef|ideal|1|500|512|4": 80.0,  # a model no longer there
+    }))
+    assert rt.prune_cache(str(path), [str(tmp_path)]) == 2
+    assert sorted(json.loads(path.read_text())) == [f"fmnist-cnn-native-b4|{current}|ideal|1|2000|512|4|claim",
+                                                    f"fmnist-cnn-native-b4|{current}|typical|1|500|512|4"]
