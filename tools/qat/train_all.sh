@@ -19,7 +19,7 @@ baselines() {
 # the shared machine they were trained on; see models/README.md).
 FT="--epochs 0.1 --batch 64 --seed 0 --log-every 10 --eval-subset 2000"
 FT_RESNET="--epochs 0.04 --batch 64 --seed 0 --log-every 5 --eval-subset 2000"
-# Noise-aware fine-tunes: four times those steps (376 CNN, 150 ResNet), the budget chosen on test
+# Noise-aware fine-tunes: four times those steps (376 CNN, 150 ResNet), a budget checked on test
 # images 8000-9999 (docs/qat.md "Noise-aware training").
 FT_NOISE="--epochs 0.4 --batch 64 --seed 0 --log-every 20 --eval-subset 2000"
 FT_NOISE_RESNET="--epochs 0.16 --batch 64 --seed 0 --log-every 10 --eval-subset 2000"
