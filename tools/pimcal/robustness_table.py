@@ -127,9 +127,14 @@ def discover(dirs):
 
 
 class Tools:
-    def __init__(self, build, data, limit, bn_samples, adc_repeats, work):
+    """The real tools on Fashion-MNIST in `data`: BN calibration on its training images, accuracy
+    on the first `limit` test images (0: all), or on `test_set` = (images, labels) files instead."""
+
+    def __init__(self, build, data, limit, bn_samples, adc_repeats, work, test_set=None):
         self.bin = os.path.join(build, "bin")
         self.data, self.limit, self.bn_samples, self.work = data, limit, bn_samples, work
+        self.test_set = test_set or (os.path.join(data, "t10k-images-idx3-ubyte.gz"),
+                                     os.path.join(data, "t10k-labels-idx1-ubyte.gz"))
         self.adc_repeats = adc_repeats
         self.lock = threading.Lock()
         self.pending = {}  # file -> its lock, so two jobs never build the same file
@@ -175,8 +180,7 @@ class Tools:
 
     def accuracy(self, pimb, device, calibration=None):
         cmd = [self.tool("pimrun"), pimb, "--device", device, "--json",
-               "--input", os.path.join(self.data, "t10k-images-idx3-ubyte.gz"),
-               "--labels", os.path.join(self.data, "t10k-labels-idx1-ubyte.gz")]
+               "--input", self.test_set[0], "--labels", self.test_set[1]]
         if self.limit:
             cmd += ["--limit", str(self.limit)]
         if calibration:

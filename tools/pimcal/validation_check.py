@@ -12,8 +12,6 @@ that reference minus the mean 'typical' figure, as in the check.
         tools/qat/models/fmnist-cnn-differential-b4.onnx tools/qat/models/fmnist-cnn-differential-b4-noise.onnx
 """
 import argparse
-import gzip
-import json
 import os
 import statistics
 import sys
@@ -21,40 +19,23 @@ import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "qat"))
+import data  # noqa: E402  (tools/qat/data.py)
 import robustness_table as rt  # noqa: E402
 
 IMAGES = 10000
 
 
-def read_idx(path, header):
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), np.uint8, offset=header)
-
-
-def write_slice(data, first, count, work):
+def write_slice(directory, first, count, work):
     """The test images [first, first + count) as float32 NCHW .npy (scaled 1/255) and int64
     labels, the forms pimrun reads."""
-    images = read_idx(os.path.join(data, "t10k-images-idx3-ubyte.gz"), 16).reshape(-1, 1, 28, 28)
-    labels = read_idx(os.path.join(data, "t10k-labels-idx1-ubyte.gz"), 8)
+    images, labels = data.load_split("t10k", directory)
     x, y = os.path.join(work, "images.npy"), os.path.join(work, "labels.npy")
-    np.save(x, images[first:first + count].astype(np.float32) / 255.0)
-    np.save(y, labels[first:first + count].astype(np.int64))
+    np.save(x, images[first:first + count])
+    np.save(y, labels[first:first + count])
     return x, y
-
-
-class SliceTools(rt.Tools):
-    """rt.Tools, measuring accuracy on the slice instead of the first test images."""
-
-    def __init__(self, images, labels, **kw):
-        super().__init__(limit=0, **kw)
-        self.images, self.labels = images, labels
-
-    def accuracy(self, pimb, device, calibration=None):
-        assert calibration is None
-        out = rt.run([self.tool("pimrun"), pimb, "--device", device, "--json",
-                      "--input", self.images, "--labels", self.labels])
-        return 100.0 * json.loads(out)["accuracy"]
 
 
 def measure(tools, model, seeds):
@@ -89,7 +70,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="pim-validation-") as work:
         images, labels = write_slice(args.data, args.first, args.count, work)
-        tools = SliceTools(images, labels, build=args.build, data=args.data, bn_samples=512, adc_repeats=4, work=work)
+        tools = rt.Tools(args.build, args.data, 0, bn_samples=512, adc_repeats=4, work=work, test_set=(images, labels))
         rows = {}
         for path in args.models:
             model = rt.Model(path)
