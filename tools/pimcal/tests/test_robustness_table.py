@@ -39,8 +39,8 @@ def test_cache_runs_each_measurement_once_and_merges_the_file(tmp_path):
     assert read_only.get("missing", lambda: calls.append(1) or 1.0) is None and calls == [1]
 
 
-def _claim_rows(claim, models, noise):
-    md = rt.claim_markdown(claim, models, noise, [1, 2, 3], 2000)
+def _claim_rows(claim, models, noise, adjusted=None):
+    md = rt.claim_markdown(claim, models, [adjusted or {}, noise], [1, 2, 3], 2000)
     return {line.split(" | ")[0].lstrip("| ").split(" ")[0]: line for line in md.splitlines()
             if line.startswith("| fmnist")}
 
@@ -65,6 +65,13 @@ def test_claim_verdict_uses_both_ideal_figures_and_the_better_partner(tmp_path):
     assert rows["fmnist-cnn-native-b4-noise"].endswith("| +0.40 | +0.90 | yes |")
     claim["fmnist-cnn-native-b4-noise"]["typical"]["bn"] = [86.9, 86.9, 86.9]
     assert _claim_rows(claim, models, noise)["fmnist-cnn-native-b4-noise"].endswith("| +1.10 | **no** |")
+    # an adjusted-precision partner is held to the better ideal chip the same way
+    adjusted = {"fmnist-cnn-native-b4": rt.Model(str(tmp_path / "fmnist-cnn-native-b4-adj3.onnx"), train_bits=3)}
+    claim["fmnist-cnn-native-b4-adj3"] = {"ideal": {"none": [86.0], "bn": [88.4]}, "typical": {"bn": [87.6, 87.5, 87.7]}}
+    rows = _claim_rows(claim, models, noise, adjusted)
+    assert "| 87.50 | 88.40 |" in rows["fmnist-cnn-native-b4-adj3"]
+    assert rows["fmnist-cnn-native-b4-adj3"].endswith("| -0.10 | +0.80 | yes |")
+    assert "fmnist-cnn-native-b4-noise" in rows
     # a model with no typical figures yet has no row
     del claim["fmnist-cnn-native-b7"]["typical"]
     assert "fmnist-cnn-native-b7" not in _claim_rows(claim, models, noise)
