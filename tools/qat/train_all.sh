@@ -48,9 +48,14 @@ ablation() {  # like fmnist-cnn-native-b4 (learned Delta, rescaling on) but one 
   train $A --delta-mode full-range --no-rescale --out $M/ablation/fullrange-norescale --log $M/ablation/fullrange-norescale.log
 }
 
-adjusted() {  # adjusted-precision training: trained at b_PIM 3, deployed at 4 (the robustness table's last column)
-  train --arch fmnist-cnn --scheme native --adc-bits 4 --train-adc-bits 3 $FT_B4 --init $M/fmnist-cnn-qat.pt \
-    --out $M/fmnist-cnn-native-b4-adj3 --log $M/fmnist-cnn-native-b4-adj3.log
+adjusted() {  # [arch scheme]...: adjusted-precision training, trained at b_PIM 3 and deployed at 4
+  [ $# = 0 ] && set -- fmnist-cnn native
+  while [ $# -ge 2 ]; do
+    arch=$1; s=$2; shift 2
+    opts=$FT_B4; [ $arch = fmnist-resnet ] && opts=$FT_B4_RESNET
+    train --arch $arch --scheme $s --adc-bits 4 --train-adc-bits 3 $opts --init $M/$arch-qat.pt \
+      --out $M/$arch-$s-b4-adj3 --log $M/$arch-$s-b4-adj3.log
+  done
 }
 
 noise() {  # noise-aware: b4 fine-tunes with the 'typical' profile's thermal noise (0.35 LSB) in training
@@ -69,7 +74,7 @@ case "${1:-all}" in
   finetune-cnn) finetune fmnist-cnn 7 native differential bit_serial & finetune fmnist-cnn 4 native differential bit_serial & ablation & wait ;;
   finetune-resnet) finetune fmnist-resnet 4 native differential bit_serial ;;
   ablation) ablation ;;
-  adjusted) adjusted ;;
+  adjusted) shift; adjusted "$@" ;;
   noise) noise ;;
   b4) # the 4-bit fine-tunes, the adjusted-precision model and the ablation in two lanes (2 cores)
       { finetune_one_by_one fmnist-cnn 4 native differential bit_serial; adjusted; } &
@@ -78,7 +83,7 @@ case "${1:-all}" in
   all) baselines
        finetune fmnist-cnn 7 native differential bit_serial & finetune fmnist-cnn 4 native differential bit_serial & ablation & wait
        finetune fmnist-resnet 4 native differential bit_serial
-       adjusted
+       adjusted fmnist-cnn native fmnist-resnet differential
        noise ;;
   *) echo "usage: $0 [baselines|finetune-cnn|finetune-resnet|ablation|adjusted|b4|noise|all]" >&2; exit 2 ;;
 esac
