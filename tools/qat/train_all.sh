@@ -49,7 +49,7 @@ ablation() {  # like fmnist-cnn-native-b4 (learned Delta, rescaling on) but one 
 }
 
 adjusted() {  # [arch scheme]...: adjusted-precision training, trained at b_PIM 3 and deployed at 4
-  [ $# = 0 ] && set -- fmnist-cnn native
+  [ $# = 0 ] && set -- fmnist-cnn native fmnist-resnet differential  # the bundled ones
   while [ $# -ge 2 ]; do
     arch=$1; s=$2; shift 2
     opts=$FT_B4; [ $arch = fmnist-resnet ] && opts=$FT_B4_RESNET
@@ -76,14 +76,14 @@ case "${1:-all}" in
   ablation) ablation ;;
   adjusted) shift; adjusted "$@" ;;
   noise) noise ;;
-  b4) # the 4-bit fine-tunes, the adjusted-precision model and the ablation in two lanes (2 cores)
+  b4) # the 4-bit fine-tunes, the adjusted-precision models and the ablation in two lanes (2 cores)
       { finetune_one_by_one fmnist-cnn 4 native differential bit_serial; adjusted; } &
       { finetune_one_by_one fmnist-resnet 4 native differential bit_serial; ablation; } &
       wait ;;
   all) baselines
        finetune fmnist-cnn 7 native differential bit_serial & finetune fmnist-cnn 4 native differential bit_serial & ablation & wait
        finetune fmnist-resnet 4 native differential bit_serial
-       adjusted fmnist-cnn native fmnist-resnet differential
+       adjusted
        noise ;;
   *) echo "usage: $0 [baselines|finetune-cnn|finetune-resnet|ablation|adjusted|b4|noise|all]" >&2; exit 2 ;;
 esac
