@@ -22,12 +22,11 @@ baselines() {
 FT="--epochs 0.1 --batch 64 --seed 0 --log-every 10 --eval-subset 2000"
 FT_B4="--epochs 0.4 --batch 64 --seed 0 --log-every 20 --eval-subset 2000"
 FT_B4_RESNET="--epochs 0.16 --batch 64 --seed 0 --log-every 10 --eval-subset 2000"
+b4_opts() { if [ $1 = fmnist-resnet ]; then echo "$FT_B4_RESNET"; else echo "$FT_B4"; fi; }  # arch
 
 finetune() {  # arch bits schemes...
   arch=$1; b=$2; shift 2
-  opts=$FT
-  [ $b = 4 ] && opts=$FT_B4
-  [ $b = 4 ] && [ $arch = fmnist-resnet ] && opts=$FT_B4_RESNET
+  opts=$FT; [ $b = 4 ] && opts=$(b4_opts $arch)
   for s in "$@"; do
     train --arch $arch --scheme $s --adc-bits $b $opts --init $M/$arch-qat.pt \
       --out $M/$arch-$s-b$b --log $M/$arch-$s-b$b.log &
@@ -52,7 +51,7 @@ adjusted() {  # [arch scheme]...: adjusted-precision training, trained at b_PIM 
   [ $# = 0 ] && set -- fmnist-cnn native fmnist-resnet differential  # the bundled ones
   while [ $# -ge 2 ]; do
     arch=$1; s=$2; shift 2
-    opts=$FT_B4; [ $arch = fmnist-resnet ] && opts=$FT_B4_RESNET
+    opts=$(b4_opts $arch)
     train --arch $arch --scheme $s --adc-bits 4 --train-adc-bits 3 $opts --init $M/$arch-qat.pt \
       --out $M/$arch-$s-b4-adj3 --log $M/$arch-$s-b4-adj3.log
   done
@@ -60,7 +59,7 @@ adjusted() {  # [arch scheme]...: adjusted-precision training, trained at b_PIM 
 
 noise() {  # noise-aware: b4 fine-tunes with the 'typical' profile's thermal noise (0.35 LSB) in training
   for arch in fmnist-cnn fmnist-resnet; do
-    opts=$FT_B4; [ $arch = fmnist-resnet ] && opts=$FT_B4_RESNET
+    opts=$(b4_opts $arch)
     for s in native differential bit_serial; do
       train --arch $arch --scheme $s --adc-bits 4 --train-noise-lsb 0.35 $opts --init $M/$arch-qat.pt \
         --out $M/$arch-$s-b4-noise --log $M/$arch-$s-b4-noise.log
