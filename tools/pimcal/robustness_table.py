@@ -313,10 +313,9 @@ def markdown(results, claim, models, adjusted, noise_trained, seeds, limit, clai
     adj_note = "adj: " + partner_note(adjusted, models, lambda a: f"trained at b_PIM = {a.train_bits}, deployed at "
                                       f"{a.bits}", "--train-adc-bits")
     rows = [k for k in sorted(noise_trained) if k in models]
-    nt_note = ("nt, nt bn: the row's noise-trained partner `<model>-noise` (trained with "
-               + " / ".join(sorted({f"{noise_trained[k].train_noise:g}" for k in rows}))
-               + " LSB thermal noise on every ADC input, docs/qat.md) as compiled and after `pimcal bn` on that "
-               "device, in the rows of " + ", ".join(f"`{models[k].name}`" for k in rows)
+    nt_note = ("nt, nt bn: the row's noise-trained partner `<model>-noise` (trained with thermal noise on every ADC "
+               "input, docs/qat.md) as compiled and after `pimcal bn` on that device, in the rows of "
+               + ", ".join(f"`{models[k].name}` ({noise_trained[k].train_noise:g} LSB)" for k in rows)
                if rows else "nt, nt bn: " + partner_note(noise_trained, models, str, "--train-noise-lsb"))
     lines = ["## Robustness to chip non-idealities", "",
              f"Top-1 accuracy (%) on the first {limit or 10000} Fashion-MNIST test images, mean ± sample "
