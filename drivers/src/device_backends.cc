@@ -55,7 +55,14 @@ absl::StatusOr<DeviceBackendOptions> DeviceBackendOptionsFromEnvironment(const s
     }
     o.reload_on_reset = mode == "reload";
   }
-  if (const char* v = std::getenv("PIM_LINK_VERIFY"); v != nullptr) o.verify_writes = std::string(v) == "1";
+  if (const char* v = std::getenv("PIM_LINK_VERIFY"); v != nullptr && *v != '\0') {
+    const std::string verify = v;
+    if (verify != "0" && verify != "1") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("environment PIM_LINK_VERIFY='", verify, "' must be '0' or '1'"));
+    }
+    o.verify_writes = verify == "1";
+  }
   return o;
 }
 

@@ -20,7 +20,7 @@ absl::Status RegisterDeviceBackends(runtime::BackendRegistry& registry);
 //   PIM_LINK_WINDOW       requests in flight (default 8)
 //   PIM_LINK_MAX_FRAME    max frame bytes the host offers (default 16384)
 //   PIM_LINK_ON_RESET     "reload" (default) or "fail"
-//   PIM_LINK_VERIFY       "1": read back every written tile
+//   PIM_LINK_VERIFY       "0" (default) or "1": read back every written tile
 // InvalidArgument naming the variable and its value when one does not parse.
 absl::StatusOr<DeviceBackendOptions> DeviceBackendOptionsFromEnvironment(const std::string& backend);
 
