@@ -1,6 +1,7 @@
 #include "pim/drivers/device_backends.h"
 
 #include <cstdlib>
+#include <string>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,20 @@ absl::Status ReadInt(const char* var, int64_t lo, int64_t hi, int64_t* out) {
         absl::StrCat("environment ", var, "='", text, "' is not an integer in [", lo, ", ", hi, "]"));
   }
   *out = v;
+  return absl::OkStatus();
+}
+
+// A two-valued setting: `on_value` sets *out to true, `off_value` to false; unset or empty keeps
+// the default; anything else is an error naming the variable and its value.
+absl::Status ReadSwitch(const char* var, const char* on_value, const char* off_value, bool* out) {
+  const char* text = std::getenv(var);
+  if (text == nullptr || *text == '\0') return absl::OkStatus();
+  const std::string value = text;
+  if (value != on_value && value != off_value) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("environment ", var, "='", value, "' must be '", on_value, "' or '", off_value, "'"));
+  }
+  *out = value == on_value;
   return absl::OkStatus();
 }
 
@@ -47,22 +62,8 @@ absl::StatusOr<DeviceBackendOptions> DeviceBackendOptionsFromEnvironment(const s
   o.link.timeout = absl::Milliseconds(timeout_ms);
   o.link.window = uint32_t(window);
   o.link.max_frame_bytes = uint32_t(frame);
-  if (const char* v = std::getenv("PIM_LINK_ON_RESET"); v != nullptr && *v != '\0') {
-    const std::string mode = v;
-    if (mode != "reload" && mode != "fail") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("environment PIM_LINK_ON_RESET='", mode, "' must be 'reload' or 'fail'"));
-    }
-    o.reload_on_reset = mode == "reload";
-  }
-  if (const char* v = std::getenv("PIM_LINK_VERIFY"); v != nullptr && *v != '\0') {
-    const std::string verify = v;
-    if (verify != "0" && verify != "1") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("environment PIM_LINK_VERIFY='", verify, "' must be '0' or '1'"));
-    }
-    o.verify_writes = verify == "1";
-  }
+  if (absl::Status s = ReadSwitch("PIM_LINK_ON_RESET", "reload", "fail", &o.reload_on_reset); !s.ok()) return s;
+  if (absl::Status s = ReadSwitch("PIM_LINK_VERIFY", "1", "0", &o.verify_writes); !s.ok()) return s;
   return o;
 }
 

@@ -57,7 +57,8 @@ adjusted() {  # [arch scheme]...: adjusted-precision training, trained at b_PIM 
   done
 }
 
-noise() {  # noise-aware: b4 fine-tunes with the 'typical' profile's thermal noise (0.35 LSB) in training
+noise() {  # noise-aware: b4 fine-tunes with the 'typical' profile's thermal noise (0.35 LSB) in training;
+           # ResNet differential: noise_resnet_differential below
   for arch in fmnist-cnn fmnist-resnet; do
     for s in native differential bit_serial; do
       if [ $arch-$s = fmnist-resnet-differential ]; then noise_resnet_differential; continue; fi
