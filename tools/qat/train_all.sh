@@ -21,7 +21,8 @@ baselines() {
 # 8000-9999 (docs/qat.md "Fine-tune budget").
 FT="--epochs 0.1 --batch 64 --seed 0 --log-every 10 --eval-subset 2000"
 FT_B4="--epochs 0.4 --batch 64 --seed 0 --log-every 20 --eval-subset 2000"
-FT_B4_RESNET="--epochs 0.16 --batch 64 --seed 0 --log-every 10 --eval-subset 2000"
+RESNET_FT_REST="--batch 64 --seed 0 --log-every 10 --eval-subset 2000"  # ResNet fine-tunes, after --epochs
+FT_B4_RESNET="--epochs 0.16 $RESNET_FT_REST"
 b4_opts() { if [ $1 = fmnist-resnet ]; then echo "$FT_B4_RESNET"; else echo "$FT_B4"; fi; }  # arch
 
 finetune() {  # arch bits schemes...
@@ -57,25 +58,25 @@ adjusted() {  # [arch scheme]...: adjusted-precision training, trained at b_PIM 
   done
 }
 
-noise() {  # noise-aware: b4 fine-tunes with the 'typical' profile's thermal noise (0.35 LSB) in training;
-           # ResNet differential: noise_resnet_differential below
-  for arch in fmnist-cnn fmnist-resnet; do
-    for s in native differential bit_serial; do
-      if [ $arch-$s = fmnist-resnet-differential ]; then noise_resnet_differential; continue; fi
-      train --arch $arch --scheme $s --adc-bits 4 --train-noise-lsb 0.35 $(b4_opts $arch) --init $M/$arch-qat.pt \
-        --out $M/$arch-$s-b4-noise --log $M/$arch-$s-b4-noise.log
-    done &
-  done
-  wait
+# Noise-aware: b4 fine-tunes with the 'typical' profile's thermal noise (0.35 LSB) in training.
+# ResNet differential, the one the common recipe left more than a point short on 'typical': 0.5
+# LSB and four times its steps (600), chosen among four recipes on test images 8000-9999
+# (docs/qat.md "Noise-aware training").
+noise_opts() {  # arch scheme
+  if [ $1-$2 = fmnist-resnet-differential ]; then echo "--train-noise-lsb 0.5 --epochs 0.64 $RESNET_FT_REST"
+  else echo "--train-noise-lsb 0.35 $(b4_opts $1)"; fi
 }
 
-# ResNet differential, the one noise-trained model the recipe above left more than a point short
-# on 'typical': 0.5 LSB and four times its steps (600), chosen among four recipes on test images
-# 8000-9999 (docs/qat.md "Noise-aware training").
-noise_resnet_differential() {
-  train --arch fmnist-resnet --scheme differential --adc-bits 4 --train-noise-lsb 0.5 \
-    --epochs 0.64 --batch 64 --seed 0 --log-every 10 --eval-subset 2000 --init $M/fmnist-resnet-qat.pt \
-    --out $M/fmnist-resnet-differential-b4-noise --log $M/fmnist-resnet-differential-b4-noise.log
+noise_one() {  # arch scheme
+  train --arch $1 --scheme $2 --adc-bits 4 $(noise_opts $1 $2) --init $M/$1-qat.pt \
+    --out $M/$1-$2-b4-noise --log $M/$1-$2-b4-noise.log
+}
+
+noise() {  # all six, one lane per architecture
+  for arch in fmnist-cnn fmnist-resnet; do
+    for s in native differential bit_serial; do noise_one $arch $s; done &
+  done
+  wait
 }
 
 case "${1:-all}" in
@@ -85,7 +86,7 @@ case "${1:-all}" in
   ablation) ablation ;;
   adjusted) shift; adjusted "$@" ;;
   noise) noise ;;
-  noise-resnet-differential) noise_resnet_differential ;;
+  noise-resnet-differential) noise_one fmnist-resnet differential ;;
   b4) # the 4-bit fine-tunes, the adjusted-precision models and the ablation in two lanes (2 cores)
       { finetune_one_by_one fmnist-cnn 4 native differential bit_serial; adjusted; } &
       { finetune_one_by_one fmnist-resnet 4 native differential bit_serial; ablation; } &
