@@ -344,7 +344,8 @@ def claim_markdown(claim, models, partners, seeds, limit):
     chip is taken both as compiled and BN-calibrated: a model whose compiled statistics do not fit
     even the ideal chip (the first fmnist-resnet-differential-b4, docs/results.md at 0f4d65e: 79.6
     as compiled, 87.0 after BN calibration) gains from BN calibration there too, and comparing
-    with its uncalibrated ideal accuracy would flatter the typical chip. A partner model (noise-trained or adjusted-precision; `partners`: dicts by the standard model's key) is held to
+    with its uncalibrated ideal accuracy would flatter the typical chip. A partner model
+    (noise-trained or adjusted-precision; `partners`: dicts by the standard model's key) is held to
     the better of its own ideal chip and its standard partner's."""
     def ideal(name, cond):
         values = claim.get(name, {}).get("ideal", {}).get(cond)
