@@ -474,7 +474,7 @@ absl::Status FusedLayer::Run(const runtime::InputBatch& in, absl::Span<int32_t> 
   return absl::OkStatus();
 }
 
-// The portable reference: DESIGN 3.3 written out, one conversion at a time.
+// The portable reference: docs/onnx-convention.md 3.1 written out, one conversion at a time.
 void RunScalarRows(const FusedLayer::Packed& L, const runtime::InputBatch& in, int m_begin,
                    int m_end, int32_t* sums, int64_t* saturations) {
   const int K = L.reduction, O = L.out_channels, R = L.rows;

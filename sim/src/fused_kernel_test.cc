@@ -73,7 +73,7 @@ std::vector<uint8_t> MakeInputs(const Case& c, std::mt19937& rng) {
   return v;
 }
 
-// DESIGN 3.3 written independently of the kernel (ideal ADC).
+// docs/onnx-convention.md 3.1 written independently of the kernel (ideal ADC).
 std::vector<int32_t> Naive(const runtime::LayerMapping& l, const std::vector<uint8_t>& x, int m_count) {
   const int O = l.out_channels, K = l.reduction, R = l.rows;
   const bool diff = l.scheme == Scheme::kDifferential;

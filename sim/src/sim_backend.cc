@@ -215,7 +215,7 @@ absl::Status SimBackend::RunTile(uint32_t tile_id, const runtime::InputBatch& in
       }
     }
   }
-  // The ADC of DESIGN 3.3 (ideal: rne of one double division, then clamp) or the column's
+  // The ADC of docs/onnx-convention.md 3.1 (ideal: rne of one double division, then clamp) or the column's
   // non-ideal transfer.
   auto adc = [&](int64_t p, int o, int conv, int plane, int m) -> int16_t {
     bool sat = false;

@@ -54,7 +54,7 @@ std::vector<int16_t> RunOne(SimBackend& sim, uint32_t id, std::vector<uint8_t> x
 }
 
 // Q = [[1, 2, 3], [-3, -2, -1]], X = [1, 2, 3], Delta = 4 (native, differential) or 2
-// (bit_serial), 3-bit ADC. Values worked out by hand from DESIGN 3.3.
+// (bit_serial), 3-bit ADC. Values worked out by hand from docs/onnx-convention.md 3.1.
 TEST(SimBackend, NativeRoundsHalfToEvenAndSaturates) {
   auto sim = MakeSim();
   ASSERT_TRUE(sim->WriteTile(Tile(1, Scheme::kNative, {1, 2, 3, -3, -2, -1}, 3, 2)).ok());
@@ -116,7 +116,7 @@ TEST(SimBackend, RefusesBadCommands) {
               HasSubstr("input code 16 of vector 0 exceeds 15"));
 }
 
-// Direct transcription of DESIGN 3.3 for a whole layer, used to check the tiled path.
+// Direct transcription of docs/onnx-convention.md 3.1 for a whole layer, used to check the tiled path.
 std::vector<int32_t> ReferenceS(const runtime::LayerMapping& l, const std::vector<uint8_t>& x, int m_count) {
   const int b = l.adc_bits;
   std::vector<int32_t> s(size_t(m_count * l.out_channels), 0);

@@ -2,7 +2,7 @@
 partial sum, round/clamp (the ADC), accumulate. Prints the best time of one layer.
 
 Two formulations (both are how PIM-QAT code simulates the array; neither is tuned for this bench):
-  conv    what this project's training does (tools/qat/quant.py, PimLayer._grouped): one conv2d
+  conv    what this project's training does (tools/qat/quant.py, QLayer._grouped): one conv2d
           over G copies of the weights, each masked to its row group's k-range ([G*O, C, 3, 3]),
           then round(p / Delta), clamp, and a sum over the G groups. On this torch build conv2d
           runs on mkldnn, so this is the faster of the two.

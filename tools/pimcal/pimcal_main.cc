@@ -1,4 +1,4 @@
-// pimcal: calibration on the chip (DESIGN 7, docs/calibration.md).
+// pimcal: calibration on the chip (docs/calibration.md).
 //
 //   pimcal adc --device usb0 -o chip.cal.pb [--repeats N] [--report report.html]
 //   pimcal bn model.pimb --device usb0 [--data FILE] [--samples N] [--calibration chip.cal.pb] -o model.bn.pimb

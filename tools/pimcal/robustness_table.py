@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The robustness table of docs/results.md (issue 6): accuracy of the bundled PIM-QAT models on the
+"""The robustness table of docs/results.md: accuracy of the bundled PIM-QAT models on the
 ideal, typical and harsh simulator profiles, over several noise seeds, for
 
     none   the Program as compiled
@@ -20,7 +20,7 @@ model is one whose training log's command has `--train-adc-bits T` with T below 
 (name `...-adj<T>`), a noise-trained one has `--train-noise-lsb S` with S > 0 (name `...-noise`).
 Without one, the column says so.
 
-The check of issue 6 (on 'typical', BN calibration within 1 point of the ideal chip) is measured
+The BN calibration check (on 'typical', BN calibration within 1 point of the ideal chip) is measured
 separately on more test images (--claim-limit, default 2000): the ideal chip as compiled and
 BN-calibrated and 'typical' with BN calibration, for every model and partner (adjusted-precision
 and noise-trained).
@@ -265,7 +265,7 @@ def measure(tools, models, adjusted, noise_trained, profiles, seeds, cache, jobs
 
 
 def measure_claim(tools, models, seeds, cache, jobs, log):
-    """The issue's check on tools.limit images: claim[model][profile][condition] = [accuracy per
+    """The BN calibration check on tools.limit images: claim[model][profile][condition] = [accuracy per
     seed], 'none' and 'bn' on the ideal chip, 'bn' on 'typical' for every seed."""
 
     def accuracies(model, profile, seed):
@@ -340,7 +340,7 @@ def markdown(results, claim, models, adjusted, noise_trained, seeds, limit, clai
 
 
 def claim_markdown(claim, models, partners, seeds, limit):
-    """The issue's claim: on 'typical', BN calibration within 1 point of the ideal chip. The ideal
+    """The BN calibration check: on 'typical', BN calibration within 1 point of the ideal chip. The ideal
     chip is taken both as compiled and BN-calibrated: a model whose compiled statistics do not fit
     even the ideal chip (the first fmnist-resnet-differential-b4, docs/results.md at 0f4d65e: 79.6
     as compiled, 87.0 after BN calibration) gains from BN calibration there too, and comparing
@@ -372,7 +372,7 @@ def claim_markdown(claim, models, partners, seeds, limit):
     images = limit or 10000
     se = 100 * (0.88 * 0.12 / images) ** 0.5  # binomial, at the models' ~88% accuracy
     return "\n".join([
-        "### The check of issue 6", "",
+        "### The BN calibration check", "",
         f"On 'typical', BN calibration within 1 point of the ideal chip, measured on the first {images} test images "
         f"(seeds {', '.join(map(str, seeds))}; `robustness_table.py --claim-limit {limit}`): the ideal chip as "
         "compiled and BN-calibrated, 'typical' with BN calibration (mean ± sd over seeds), and the gaps (ideal minus "
@@ -455,7 +455,7 @@ def main():
     ap.add_argument("--profiles", default="ideal,typical,harsh")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--limit", type=int, default=500, help="test images (0: all 10000)")
-    ap.add_argument("--claim-limit", type=int, default=2000, help="test images for the issue's check (0: all 10000)")
+    ap.add_argument("--claim-limit", type=int, default=2000, help="test images for the BN calibration check (0: all 10000)")
     ap.add_argument("--bn-samples", type=int, default=512, help="pimcal bn --samples (default: pimcal bn's own default, 512)")
     ap.add_argument("--adc-repeats", type=int, default=4, help="pimcal adc --repeats")
     ap.add_argument("--jobs", type=int, default=1, help="(model, profile, seed) runs in parallel")
@@ -464,8 +464,8 @@ def main():
     ap.add_argument("--partners-only", action="store_true",
                     help="measure only the adjusted-precision and noise-trained models (e.g. while another run "
                          "measures the rest)")
-    ap.add_argument("--claim-only", action="store_true", help="measure only the issue's check")
-    ap.add_argument("--table-only", action="store_true", help="measure only the table, not the issue's check")
+    ap.add_argument("--claim-only", action="store_true", help="measure only the BN calibration check")
+    ap.add_argument("--table-only", action="store_true", help="measure only the table, not the BN calibration check")
     ap.add_argument("--out", help="write the Markdown here instead of stdout")
     ap.add_argument("--prune", action="store_true",
                     help="drop the cache entries of model files that are gone or changed (e.g. retrained), then exit")

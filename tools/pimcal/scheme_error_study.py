@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""How much of each ADC non-ideality batch-norm calibration can undo, per scheme (issue 6,
-docs/calibration.md section 5).
+"""How much of each ADC non-ideality batch-norm calibration can undo, per scheme
+(docs/calibration.md section 5).
 
 BN calibration replaces each BatchNorm's mean and variance with the chip's own: per output
 channel it is an affine correction of the layer's pre-BN output. It can therefore remove any
@@ -8,7 +8,7 @@ error of the accumulated sum S that is an affine function of the ideal S per cha
 offset), and nothing else. This script measures, for every PIM layer of a model, how large the
 part of the error is that no per-channel affine map removes:
 
-    S      the ideal accumulated codes (DESIGN 3.3) for the layer's ideal input codes,
+    S      the ideal accumulated codes (docs/onnx-convention.md 3.1) for the layer's ideal input codes,
     S'     the same with a non-ideal ADC (the simulator's model, docs/chip-model.md section 4),
     r      S' - (a S + b), a and b fitted per output channel by least squares,
     ratio  rms(r) / (a * std(S)) per channel, RMS over channels: the residual error relative to

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""The check of issue 6 on a validation slice of the test set, for choosing a training recipe
-without looking at the images the check is reported on (robustness_table.py: the first 2000 for
-the check, the first 500 for the table). Default slice: test images 8000-9999.
+"""The BN calibration check (docs/calibration.md 4) on a validation slice of the test set, for
+choosing a training recipe without looking at the images the check is reported on
+(robustness_table.py: the first 2000 for the check, the first 500 for the table). Default slice:
+test images 8000-9999.
 
 For each model: the ideal chip as compiled and after `pimcal bn`, and 'typical' after `pimcal bn`
 for each seed. Models given together that stand for the same arch, scheme and ADC bits (a model
@@ -38,10 +39,18 @@ def write_slice(directory, first, count, work):
     return x, y
 
 
-def measure(tools, model, seeds):
+def measure(tools, model, seeds, bn_chip=None):
+    """(ideal, ideal after pimcal bn, ['typical' after pimcal bn per seed]). With `bn_chip` (a chip
+    file), the statistics of the 'typical' figures are measured on that chip with the same seed
+    instead, and the calibrated Program is then run on 'typical'."""
     row = tools.none_and_bn(model, "sim", "ideal")
-    typical = [tools.none_and_bn(model, rt.device_of("typical", s)[0], f"typical-{s}", none=False)["bn"]
-               for s in seeds]
+    pimb = tools.compile(model)
+    typical = []
+    for s in seeds:
+        device = rt.device_of("typical", s)[0]
+        calibrate_on = f"sim:profile={bn_chip},seed={s}" if bn_chip else device
+        calibrated = tools.bn(pimb, calibrate_on, os.path.join(tools.work, f"{model.name}-bn-{s}.pimb"))
+        typical.append(tools.accuracy(calibrated, device))
     return row["none"], row["bn"], typical
 
 
@@ -51,11 +60,19 @@ def main():
     ap.add_argument("--first", type=int, default=8000, help="first test image of the slice")
     ap.add_argument("--count", type=int, default=2000, help="images in the slice")
     ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--bn-samples", type=int, default=512, help="training images for pimcal bn")
+    ap.add_argument("--bn-chip", metavar="FILE",
+                    help="measure the 'typical' figures' BN statistics on this chip file (same seed), "
+                         "e.g. 'typical' without its noise, then run on 'typical'")
     ap.add_argument("--build", default=os.path.join(rt.ROOT, "build"))
     ap.add_argument("--data", default=os.environ.get("PIM_FMNIST_DIR", rt.DATA))
     args = ap.parse_args()
     if not (0 <= args.first and 0 < args.count and args.first + args.count <= IMAGES):
         ap.error(f"--first {args.first} --count {args.count}: the slice must lie within the {IMAGES} test images")
+    if args.bn_samples <= 0:
+        ap.error(f"--bn-samples {args.bn_samples}: must be positive")
+    if args.bn_chip and not os.path.isfile(args.bn_chip):
+        ap.error(f"--bn-chip {args.bn_chip}: no such file")
     if args.first < 2000:
         print("note: the slice overlaps the first 2000 test images, which the check is reported on", file=sys.stderr)
     try:
@@ -70,16 +87,19 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="pim-validation-") as work:
         images, labels = write_slice(args.data, args.first, args.count, work)
-        tools = rt.Tools(args.build, args.data, 0, bn_samples=512, adc_repeats=4, work=work, test_set=(images, labels))
+        tools = rt.Tools(args.build, args.data, 0, bn_samples=args.bn_samples, adc_repeats=4, work=work,
+                         test_set=(images, labels))
         rows = {}
         for path in args.models:
             model = rt.Model(path)
-            rows[model.name] = (model, *measure(tools, model, seeds))
+            rows[model.name] = (model, *measure(tools, model, seeds, args.bn_chip))
             ideal, ideal_bn, typical = rows[model.name][1:]
             print(f"{model.name}: ideal {ideal:.2f}, ideal bn {ideal_bn:.2f}, typical bn "
                   f"{statistics.mean(typical):.2f} ({', '.join(f'{v:.2f}' for v in typical)})", flush=True)
-    print(f"\ntest images {args.first}-{args.first + args.count - 1}, seeds {args.seeds}; gap: best ideal figure of "
-          "the models of the same arch, scheme and bits minus the mean 'typical' after pimcal bn")
+    if args.bn_chip:
+        print(f"\n'typical' figures: BN statistics measured on {args.bn_chip} (same seed), run on 'typical'")
+    print(f"\ntest images {args.first}-{args.first + args.count - 1}, seeds {args.seeds}, {args.bn_samples} BN "
+          "images; gap: best ideal figure of the models of the same arch, scheme and bits minus the mean 'typical' after pimcal bn")
     for name, (model, ideal, ideal_bn, typical) in rows.items():
         reference = max(max(r[1], r[2]) for r in rows.values() if r[0].key == model.key)
         print(f"{name}: gap {reference - statistics.mean(typical):+.2f}")

@@ -267,7 +267,7 @@ def section_rescaling(res):
     return "\n".join(out) + "\n\n"
 
 
-def section_robustness(res):  # issue 6: tools/pimcal/robustness_table.py measures (cached)
+def section_robustness(res):  # tools/pimcal/robustness_table.py measures (cached)
     sys.path.insert(0, os.path.join(ROOT, "tools", "pimcal"))
     import robustness_table
     return "" if res.collecting else robustness_table.robustness_section(measure_missing=False)

@@ -1,6 +1,6 @@
 """PIM quantization-aware training: quantizers and the quantized Conv2d / Linear layer.
 
-Arithmetic follows docs/onnx-convention.md (and DESIGN.md section 3):
+Arithmetic follows docs/onnx-convention.md:
 
     X = clamp(rne(x / s_x), 0, 2^b_a - 1)                        activation codes (ActQuant)
     Q = clamp(rne(W / s_w[o]), -(2^(b_w-1) - 1), 2^(b_w-1) - 1)    weight codes (per output channel)

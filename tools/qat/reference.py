@@ -30,7 +30,7 @@ from onnx import numpy_helper
 
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "finn")
 SCHEMES = ("native", "differential", "bit_serial")
-# Target limits (DESIGN.md 4; convention 5): weight bits, input bits per scheme.
+# Target limits (docs/chip-model.md 1; convention 5): weight bits, input bits per scheme.
 MAX_WEIGHT_BITS = 8
 MAX_INPUT_BITS = {"native": 4, "differential": 4, "bit_serial": 8}
 DEFAULTS = {"scheme": "native", "adc_bits": 7, "rows": 64}

@@ -15,7 +15,7 @@ baselines() {
 }
 
 # PIM-QAT: fine-tuned from the conventional-QAT checkpoint at batch 64. b_PIM = 7: 0.1 epoch
-# (94 steps, 6,016 images; CNN). b_PIM = 4: 0.4 epoch (376 steps; CNN) or 0.16 epoch (150 steps;
+# (94 steps, 6,016 images; CNN). b_PIM = 4: 0.4 epoch (375 steps; CNN) or 0.16 epoch (150 steps;
 # ResNet), four times the first budget (0.1 / 0.04 epoch), which left the 4-bit models short of
 # what BN calibration on a 'typical' chip needs; the longer budget was checked on test images
 # 8000-9999 (docs/qat.md "Fine-tune budget").

@@ -9,7 +9,7 @@
 namespace pim::drivers::testing {
 
 // A small, obviously-correct chip for the drivers' unit tests: tile MVM with the ideal ADC of
-// DESIGN 3.3, plus a deterministic +-1 LSB "noise" that depends on (tile, output, plane,
+// docs/onnx-convention.md 3.1, plus a deterministic +-1 LSB "noise" that depends on (tile, output, plane,
 // sample index), so a test fails when first_sample does not travel on the wire. Stands in for
 // the simulator only where the drivers are under test; the HIL tests use the real SimBackend.
 class ReferenceChip : public runtime::Backend {

@@ -30,6 +30,8 @@ def test_slice_holds_exactly_the_requested_test_images(tmp_path):
     (["--first", "9000", "--count", "2000", "m.onnx"], "must lie within the 10000 test images"),
     (["--seeds", "1,x", "tools/qat/models/fmnist-cnn-native-b7.onnx"], "expected comma-separated integers"),
     (["missing-b4.onnx"], "not an .onnx file"),
+    (["--bn-samples", "0", "tools/qat/models/fmnist-cnn-native-b7.onnx"], "--bn-samples 0: must be positive"),
+    (["--bn-chip", "no-such.textproto", "tools/qat/models/fmnist-cnn-native-b7.onnx"], "--bn-chip no-such.textproto: no such file"),
 ])
 def test_bad_arguments_get_one_clear_error(args, message):
     p = subprocess.run([sys.executable, vc.__file__, *args], capture_output=True, text=True, cwd=vc.rt.ROOT)

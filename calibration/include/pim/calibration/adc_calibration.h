@@ -11,7 +11,7 @@
 
 namespace pim::calibration {
 
-// What `pimcal adc` measures and how (DESIGN 7; the method is in docs/calibration.md).
+// What `pimcal adc` measures and how (docs/calibration.md).
 struct AdcCalibrationOptions {
   std::vector<int> adc_bits;  // resolutions to measure; empty: the chip's adc_bits
   std::vector<AdcMode> modes = {AdcMode::kSigned, AdcMode::kUnsigned};

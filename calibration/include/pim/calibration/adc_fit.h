@@ -8,7 +8,7 @@
 
 namespace pim::calibration {
 
-// The two ways a column's ADC converts (DESIGN 3.3): signed codes [-2^(b-1), 2^(b-1)-1] for the
+// The two ways a column's ADC converts (docs/onnx-convention.md 3.1): signed codes [-2^(b-1), 2^(b-1)-1] for the
 // native and bit_serial schemes, unsigned codes [0, 2^b-1] for differential. A column is
 // measured separately in each mode because a gain error acts around the analog zero, which sits
 // at mid-scale in one mode and at the bottom in the other.
@@ -54,7 +54,7 @@ struct ColumnFit {
   double dnl_max_lsb = 0, dnl_rms_lsb = 0;
 };
 
-// Fits thresholds, noise, gain, offset, INL and DNL to one column's sweep (DESIGN 7, see
+// Fits thresholds, noise, gain, offset, INL and DNL to one column's sweep (see
 // docs/calibration.md for the method): per threshold a probit maximum-likelihood fit of
 // P(code > c | u) = Phi((u - t_c) / s), the noise pooled as the median of the resolved s_c, then
 // every threshold refitted with the pooled noise. Thresholds the sweep did not cross are

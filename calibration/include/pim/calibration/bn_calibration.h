@@ -44,7 +44,7 @@ struct BnCalibration {
   std::vector<BnLayerChange> layers;
 };
 
-// Batch-norm calibration on the chip (DESIGN 7): for every BatchNorm step in Program order, runs
+// Batch-norm calibration on the chip (docs/calibration.md): for every BatchNorm step in Program order, runs
 // the calibration `inputs` through the Program up to that step's input on `backend`, with every
 // earlier BatchNorm step already re-estimated, and replaces the step's mean and var with the
 // per-channel mean and unbiased variance of the chip's own pre-BN values (over samples and

@@ -20,7 +20,7 @@ using runtime::InputBatch;
 using runtime::LayerMapping;
 using runtime::Scheme;
 
-// Linearization of raw ADC codes with a measured calibration (`pimcal adc`, DESIGN 7,
+// Linearization of raw ADC codes with a measured calibration (`pimcal adc`,
 // docs/calibration.md): each code of a column is replaced, before digital accumulation, by the
 // centre of the input interval that produces it on that column, in LSB of the ideal quantizer
 // (p / Delta). On an ideal column that is the code itself, so an ideal calibration changes

@@ -29,7 +29,7 @@ struct DeviceBackendOptions {
 // Transport. Keeps a host copy of every tile and ADC setting so a device reset can be repaired
 // transparently (results do not change: noise depends on sample index, not on history).
 // LoadLayer and RunLayer keep a window of requests in flight so a slow, long link stays busy;
-// RunLayer accumulates on the host exactly as Backend::RunLayer (DESIGN 3.3).
+// RunLayer accumulates on the host exactly as Backend::RunLayer (docs/onnx-convention.md 3.1).
 // Owns the Link and the Transport. Not thread-safe (Backend contract).
 class DeviceBackend : public runtime::Backend {
  public:

@@ -92,7 +92,7 @@ struct InputBatch {
 // input_bits (bit_serial: plane j at index j).
 int ConversionsPerOutput(Scheme scheme, int input_bits);
 
-// Physical columns one weight (one output of a tile) occupies, DESIGN 4: ceil(b_w / cell_bits)
+// Physical columns one weight (one output of a tile) occupies, docs/chip-model.md 1: ceil(b_w / cell_bits)
 // for native and bit_serial, twice the magnitude columns 2 * ceil((b_w - 1) / cell_bits) for
 // differential. A tile's `columns` is outputs() times this.
 int ColumnsPerWeight(Scheme scheme, int weight_bits, int cell_bits);
@@ -131,7 +131,7 @@ class Backend {
   virtual absl::Status LoadLayer(const LayerMapping& layer);
 
   // S[m][o] (row-major [M][O]) for M vectors of width K. The default runs every tile with
-  // RunTile and accumulates on the host as DESIGN 3.3 says; the simulator overrides it with its
+  // RunTile and accumulates on the host as docs/onnx-convention.md 3.1 says; the simulator overrides it with its
   // fused kernel. Results are identical either way.
   virtual absl::Status RunLayer(const LayerMapping& layer, const InputBatch& inputs,
                                 absl::Span<int32_t> sums);

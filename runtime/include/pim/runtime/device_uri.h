@@ -8,7 +8,7 @@
 
 namespace pim::runtime {
 
-// A parsed device URI (DESIGN 6). Accepted forms:
+// A parsed device URI (docs/protocol.md). Accepted forms:
 //   sim                                  the simulator with the Program's target chip, ideal
 //   sim:profile=<file>[,seed=<N>]        the simulator with a chip file (spec + non-ideality
 //                                        profile); seed overrides the profile's seed

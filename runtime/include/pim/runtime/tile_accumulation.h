@@ -1,6 +1,6 @@
 #pragma once
 
-// The host side of a layer run tile by tile (DESIGN 3.3): checking a batch against its layer,
+// The host side of a layer run tile by tile (docs/onnx-convention.md 3.1): checking a batch against its layer,
 // gathering a tile's rows out of the layer's input vectors, and the digital accumulation of a
 // tile's ADC codes into the layer's sums. Shared by Backend::RunLayer, the device backends and
 // linearized runs, so the scheme arithmetic is written once.

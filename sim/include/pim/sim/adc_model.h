@@ -11,7 +11,7 @@
 namespace pim::sim {
 
 // The code range of one conversion: signed [-2^(b-1), 2^(b-1)-1] for native and bit_serial,
-// unsigned [0, 2^b-1] for differential (DESIGN 3.3).
+// unsigned [0, 2^b-1] for differential (docs/onnx-convention.md 3.1).
 struct AdcRange {
   int lo = 0;
   int hi = 0;

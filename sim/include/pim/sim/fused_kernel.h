@@ -11,7 +11,7 @@
 namespace pim::sim {
 
 // Instruction-set variants of the fused kernel. kScalar is the portable reference: the loop of
-// DESIGN 3.3 written out, one conversion at a time. The SIMD variants are tested bit for bit
+// docs/onnx-convention.md 3.1 written out, one conversion at a time. The SIMD variants are tested bit for bit
 // against it.
 enum class KernelIsa { kScalar, kAvx2, kAvx512Vnni };
 
@@ -31,7 +31,7 @@ struct FusedKernelOptions {
   int threads = 0;  // OpenMP threads; 0: the OpenMP default
 };
 
-// A PIM matrix layer prepared for the fused tile-MAC + ADC kernel (DESIGN 8): for every output
+// A PIM matrix layer prepared for the fused tile-MAC + ADC kernel (docs/chip-model.md 5): for every output
 // the kernel computes each row group's partial sum in registers, converts it (ideal ADC through
 // an exact test of the rne rule, or the non-ideal model) and adds the code to the output's running
 // sum, which also stays in registers across row groups; no partial sums are written to memory.

@@ -21,7 +21,7 @@ constexpr uint64_t HashCombine(uint64_t key, uint64_t field) {
 }
 
 // The key of the thermal noise of one conversion: (profile seed, tile id, physical column in its
-// macro, bit plane (0 unless bit_serial), global sample index). DESIGN section 4. In two parts
+// macro, bit plane (0 unless bit_serial), global sample index). docs/chip-model.md 4. In two parts
 // for callers that convert many samples on one column: ColumnNoiseKey once, then per sample
 // SampleNoiseKey; ConversionNoiseKey is the two together (the same value).
 constexpr uint64_t ColumnNoiseKey(uint64_t seed, uint32_t tile_id, uint32_t column, uint32_t plane) {

@@ -30,7 +30,7 @@ struct SimParams {
 };
 
 // The simulated chip: it stores tiles per (macro, bank) as written and runs MVM + ADC as
-// DESIGN 3.3 says, with the ADC ideal or per the non-ideality profile (AdcModel; noise keyed by
+// docs/onnx-convention.md 3.1 says, with the ADC ideal or per the non-ideality profile (AdcModel; noise keyed by
 // (seed, tile, column, plane, sample), so results do not depend on batching or threads).
 // RunTile is the obvious reference; RunLayer runs a loaded layer through the fused kernel
 // (fused_kernel.h) and gives the same sums and the same ADC counters as the default RunLayer
