@@ -1,6 +1,8 @@
 #include "pim/drivers/fault_injector.h"
 
 #include <cmath>
+#include <set>
+#include <string>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -25,9 +27,14 @@ absl::StatusOr<FaultRates> ParseFaultRates(const std::string& text) {
   if (text.empty() || text == "none") return rates;
   double total = -1;
   std::vector<std::string> kinds = {"drop", "corrupt", "duplicate", "truncate", "stall"};
-  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+  std::set<std::string> seen;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    if (item.empty()) return absl::InvalidArgumentError(absl::StrCat("fault rates '", text, "': empty item"));
     std::pair<std::string, std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
     const std::string& key = kv.first;
+    if (!seen.insert(key).second) {
+      return absl::InvalidArgumentError(absl::StrCat("fault rates '", text, "': '", key, "' given twice"));
+    }
     if (key == "kinds") {
       kinds = absl::StrSplit(kv.second, '+', absl::SkipEmpty());
       continue;

@@ -32,6 +32,8 @@ TEST(FaultRates, RejectsBadItemsByName) {
   EXPECT_NE(ParseFaultRates("melt=0.1").status().message().find("unknown key 'melt'"), std::string::npos);
   EXPECT_FALSE(ParseFaultRates("drop=abc").ok());
   EXPECT_FALSE(ParseFaultRates("drop=0.7,corrupt=0.7").ok());
+  EXPECT_NE(ParseFaultRates("drop=0.1,drop=0.2").status().message().find("'drop' given twice"), std::string::npos);
+  EXPECT_NE(ParseFaultRates("drop=0.1,,corrupt=0.1").status().message().find("empty item"), std::string::npos);
 }
 
 TEST(FaultInjector, SameSeedSameDamage) {

@@ -2,8 +2,13 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <map>
+#include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -17,11 +22,14 @@ absl::Status Bad(const std::string& path, const std::string& what) {
 }
 
 constexpr uint64_t kMaxIdxBytes = uint64_t(1) << 32;
+constexpr double kMaxLabel = 2147483647;  // a class index; far above any model's output count
 
 // Whole content of a gzip or plain file (zlib reads both).
 absl::StatusOr<std::string> ReadMaybeGzip(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return Bad(path, "is a directory, not a file");
   gzFile f = gzopen(path.c_str(), "rb");
-  if (f == nullptr) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat(path, ": cannot open file (", std::strerror(errno), ")"));
   std::string out;
   char buf[1 << 16];
   for (;;) {
@@ -109,6 +117,14 @@ absl::StatusOr<Tensor> ReadInputFile(const std::string& path) {
       return Bad(path, absl::StrCat("dtype '", a->dtype, "', model inputs must be float32 ('<f4')"));
     }
     if (a->shape.empty()) return Bad(path, "a scalar; inputs need a sample dimension");
+    const int64_t per_sample = Tensor::NumElements(a->shape) / std::max<int64_t>(a->shape[0], 1);
+    for (size_t i = 0; i < a->data.size(); ++i) {
+      if (!std::isfinite(a->data[i])) {
+        return Bad(path, absl::StrCat("sample ", int64_t(i) / std::max<int64_t>(per_sample, 1), " holds ", a->data[i],
+                                      " at element ", int64_t(i) % std::max<int64_t>(per_sample, 1),
+                                      "; inputs must be finite"));
+      }
+    }
     return Tensor(a->shape, std::move(a->data));
   }
   absl::StatusOr<IdxArray> idx = ReadIdx(path);
@@ -130,7 +146,9 @@ absl::StatusOr<std::vector<int64_t>> ReadLabelFile(const std::string& path) {
   if (absl::EndsWith(path, ".npy")) {
     absl::StatusOr<NpyArray> a = ReadNpy(path);
     if (!a.ok()) return a.status();
-    if (a->dtype.find('f') != std::string::npos) return Bad(path, absl::StrCat("labels have dtype '", a->dtype, "', need integers"));
+    if (a->dtype.find('f') != std::string::npos || a->dtype.find('b') != std::string::npos) {
+      return Bad(path, absl::StrCat("labels have dtype '", a->dtype, "', need integers"));
+    }
     shape = a->shape;
     data = std::move(a->data);
   } else {
@@ -144,6 +162,7 @@ absl::StatusOr<std::vector<int64_t>> ReadLabelFile(const std::string& path) {
   std::vector<int64_t> out(data.size());
   for (size_t i = 0; i < data.size(); ++i) {
     if (data[i] < 0) return Bad(path, absl::StrCat("label ", i, " is negative (", data[i], ")"));
+    if (data[i] > kMaxLabel) return Bad(path, absl::StrCat("label ", i, " is larger than ", int64_t(kMaxLabel)));
     out[i] = int64_t(data[i]);
   }
   return out;

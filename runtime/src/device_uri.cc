@@ -41,6 +41,9 @@ absl::StatusOr<DeviceUri> ParseSim(DeviceUri uri, absl::string_view options) {
     if (option.find('=') == absl::string_view::npos) {
       return Bad(uri.text, absl::StrCat("sim option '", option, "' is not key=value"));
     }
+    if ((kv.first == "profile" && !uri.profile_path.empty()) || (kv.first == "seed" && uri.seed)) {
+      return Bad(uri.text, absl::StrCat("sim option '", kv.first, "' given twice"));
+    }
     if (kv.first == "profile") {
       if (kv.second.empty()) return Bad(uri.text, "sim option 'profile' has an empty file name");
       uri.profile_path = std::string(kv.second);

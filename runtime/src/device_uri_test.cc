@@ -30,6 +30,8 @@ TEST(DeviceUri, SimErrorsNameThePart) {
   EXPECT_THAT(Error("sim:seed=abc"), HasSubstr("sim seed 'abc' is not a non-negative integer"));
   EXPECT_THAT(Error("sim:color=red"), HasSubstr("unknown sim option 'color'"));
   EXPECT_THAT(Error("sim:profile"), HasSubstr("sim option 'profile' is not key=value"));
+  EXPECT_THAT(Error("sim:seed=1,seed=2"), HasSubstr("sim option 'seed' given twice"));
+  EXPECT_THAT(Error("sim:profile=a,profile=b"), HasSubstr("sim option 'profile' given twice"));
 }
 
 TEST(DeviceUri, Usb) {

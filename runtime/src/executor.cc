@@ -536,10 +536,9 @@ absl::StatusOr<RunResult> Executor::Run(const std::map<std::string, Tensor>& inp
   }
   if (n == 0) {
     for (const std::string& name : im.program.outputs()) {
-      Tensor empty(im.shapes.at(name));
-      empty.shape[0] = 0;
-      empty.data.clear();
-      result.outputs[name] = empty;
+      std::vector<int64_t> shape = im.shapes.at(name);  // batch dimension still symbolic (-1)
+      shape[0] = 0;
+      result.outputs[name] = Tensor(std::move(shape), {});
     }
   }
   // Loads were kept out of the steps that triggered them, so the report adds up.

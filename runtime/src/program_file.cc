@@ -399,7 +399,9 @@ absl::Status Validator::CheckPim(const proto::Step& step) {
   if (p.adc_bits() < 1 || int64_t(p.adc_bits()) > spec_.adc_bits) {
     return Error("pim.adc_bits = ", p.adc_bits(), ", chip '", spec_.name, "' ADC has 1..", spec_.adc_bits, " bits");
   }
-  if (!Finite(p.adc_step()) || p.adc_step() <= 0) return Error("pim.adc_step is ", p.adc_step(), ", must be finite and > 0");
+  if (!(p.adc_step() >= kMinAdcStep && p.adc_step() <= kMaxAdcStep)) {
+    return Error("pim.adc_step is ", p.adc_step(), ", must be in [", kMinAdcStep, ", ", kMaxAdcStep, "]");
+  }
   if (int64_t(m.input_bits()) > max_input_bits) {
     return Error("input_bits = ", m.input_bits(), ", chip '", spec_.name, "' takes at most ", max_input_bits,
                  " with scheme ", SchemeName(scheme));

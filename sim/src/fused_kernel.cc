@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "pim/runtime/program_file.h"
 #include "check.h"
 #include "fused_kernel_internal.h"
 
@@ -23,8 +24,8 @@ using runtime::Scheme;
 // then a float exactly) and codes stay within 12 bits (see IdealAdcCodesAvx2).
 constexpr int64_t kMaxSimdPartialSum = int64_t{1} << 24;
 constexpr int kMaxSimdAdcBits = 12;
-constexpr double kMinStep = 1e-30;
-constexpr double kMaxStep = 1e30;
+constexpr double kMinStep = runtime::kMinAdcStep;
+constexpr double kMaxStep = runtime::kMaxAdcStep;
 
 int CeilDiv(int a, int b) { return (a + b - 1) / b; }
 

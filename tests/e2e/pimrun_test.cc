@@ -2,9 +2,12 @@
 
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -152,13 +155,50 @@ TEST_F(PimrunTest, WrongDtypeAndMissingFilesAreErrors) {
   EXPECT_THAT(r.err, HasSubstr("none.npy: cannot open"));
 }
 
+TEST_F(PimrunTest, BadDataIsRefusedBeforeTheRun) {
+  struct Case {
+    std::string args, message;
+  };
+  runtime::Tensor empty({0, 1, 28, 28});
+  ASSERT_TRUE(runtime::WriteNpyFloat32(dir_ + "/empty.npy", empty).ok());
+  runtime::Tensor nan = images_;
+  nan.data[2 * 784 + 5] = std::nan("");
+  ASSERT_TRUE(runtime::WriteNpyFloat32(dir_ + "/nan.npy", nan).ok());
+  auto labels = [&](const std::string& name, const std::string& dtype, const std::vector<uint64_t>& values) {
+    std::string header = "{'descr': '" + dtype + "', 'fortran_order': False, 'shape': (" + std::to_string(values.size()) + ",), }";
+    header.resize(117, ' ');  // 10 + 118 bytes: the data starts 64-byte aligned
+    header += '\n';
+    std::ofstream out(dir_ + "/" + name, std::ios::binary);
+    out << std::string("\x93NUMPY\x01\x00", 8) << char(header.size() & 0xff) << char(header.size() >> 8) << header;
+    for (uint64_t v : values) out.write(reinterpret_cast<const char*>(&v), 8);
+  };
+  labels("huge.npy", "<u8", {1, 2, 3, (uint64_t{1} << 63) + 5, 0, 1});
+  labels("eleven.npy", "<i8", {1, 2, 3, 11, 0, 1});
+  const std::string x = " --input " + dir_ + "/x.npy";
+  const Case cases[] = {
+      {" --input " + dir_ + "/empty.npy", dir_ + "/empty.npy: holds no samples"},
+      {" --input " + dir_ + "/nan.npy", dir_ + "/nan.npy: sample 2 holds nan at element 5; inputs must be finite"},
+      {x + " --labels " + dir_ + "/huge.npy", dir_ + "/huge.npy: label 3 is larger than 2147483647"},
+      {x + " --labels " + dir_ + "/eleven.npy", dir_ + "/eleven.npy: label 3 is 11, the model has 10 outputs"},
+      {x + " --output " + dir_ + "/no/such/out.npy", "--output " + dir_ + "/no/such/out.npy: directory '" + dir_ + "/no/such' does not exist"},
+      {x + " --calibration " + dir_, dir_ + ": is a directory, not a calibration file"},
+  };
+  for (const Case& c : cases) {
+    Result r = Pimrun(model_ + c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args;
+    EXPECT_EQ(r.err, "pimrun: " + c.message + "\n") << c.args;
+  }
+}
+
 TEST_F(PimrunTest, UsageAndDeviceErrors) {
   EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --frobnicate").exit_code, 2);
   EXPECT_EQ(Pimrun(model_).exit_code, 2);
   EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --batch 0").exit_code, 2);
   Result usage = Pimrun(model_ + " --input " + dir_ + "/x.npy --limit -1");
   EXPECT_EQ(usage.exit_code, 2);
-  EXPECT_THAT(usage.err, HasSubstr("--limit: Value -1 not in range 0 to 1099511627776"));
+  EXPECT_THAT(usage.err, HasSubstr("--limit: Value -1 not in range 1 to 1099511627776"));
+  EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --limit 0").exit_code, 2);
+  EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --output ''").exit_code, 2);
   Result r = Pimrun(model_ + " --input " + dir_ + "/x.npy --device pcie:3");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("device 'pcie:3': unknown device kind 'pcie'"));

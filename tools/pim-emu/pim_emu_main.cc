@@ -31,6 +31,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "pim/cli/option_checks.h"
 #include "pim/drivers/device_engine.h"
 #include "pim/drivers/fault_injector.h"
 #include "pim/runtime/chip_file.h"
@@ -138,9 +139,12 @@ class Server {
   std::function<void()> write_;
 };
 
+// The rates of one direction: `one` (--faults-in or --faults-out) if given, else `both` (--faults);
+// an error names the option the rates came from.
 absl::StatusOr<drivers::FaultRates> Rates(const std::string& both, const std::string& one, const char* flag) {
-  absl::StatusOr<drivers::FaultRates> r = drivers::ParseFaultRates(one.empty() ? both : one);
-  if (!r.ok()) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", r.status().message()));
+  const bool own = !one.empty();
+  absl::StatusOr<drivers::FaultRates> r = drivers::ParseFaultRates(own ? one : both);
+  if (!r.ok()) return absl::InvalidArgumentError(absl::StrCat(own ? flag : "--faults", ": ", r.status().message()));
   return r;
 }
 
@@ -271,19 +275,19 @@ int main(int argc, char** argv) {
                  "chip file (spec + non-ideality profile) or bundled name (default, ideal, typical, harsh); "
                  "same meaning as sim:profile=");
   std::optional<uint64_t> seed;
-  app.add_option("--seed", seed, "noise seed (as sim:seed=)");
+  app.add_option("--seed", seed, "noise seed (as sim:seed=)")->check(cli::kNonNegativeInteger);
   auto* pty = app.add_flag("--pty", o.pty, "serve on a new pseudo-terminal; prints 'pty: PATH'");
   auto* listen = app.add_option("--listen", o.listen, "serve on TCP HOST:PORT (port 0: any); prints 'listening: tcp://HOST:PORT'");
   pty->excludes(listen);
   app.add_option("--bandwidth-bps", o.bandwidth_bps, "wire rate in bits/s (0: unlimited), e.g. 12e6 or 921600")
-      ->check(CLI::Range(0.0, 1e12));
-  app.add_option("--latency-ms", o.latency_ms, "one-way wire latency in ms")->check(CLI::Range(0.0, 10000.0));
+      ->check(cli::FiniteRange(0.0, 1e12));
+  app.add_option("--latency-ms", o.latency_ms, "one-way wire latency in ms")->check(cli::FiniteRange(0.0, 10000.0));
   app.add_flag("--half-duplex", o.half_duplex, "both directions share the wire (USB full speed)");
   app.add_option("--faults", o.faults, "fault rates for both directions: drop=P,corrupt=P,duplicate=P,truncate=P,"
                                        "stall=P,reset=P,stall_ms=MS or rate=P[,kinds=a+b]");
   app.add_option("--faults-in", o.faults_in, "fault rates on frames from the host (overrides --faults)");
   app.add_option("--faults-out", o.faults_out, "fault rates on frames to the host (overrides --faults)");
-  app.add_option("--fault-seed", o.fault_seed, "seed of the fault injector");
+  app.add_option("--fault-seed", o.fault_seed, "seed of the fault injector")->check(cli::kNonNegativeInteger);
   app.add_option("--serial", o.serial, "serial number the handshake reports");
   app.add_option("--max-frame", o.max_frame, "largest frame the device accepts")->check(CLI::Range(256u, 1u << 20));
   app.add_option("--window", o.window, "requests the device buffers and caches")->check(CLI::Range(1u, 1024u));

@@ -16,25 +16,15 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "pim/cli/option_checks.h"
 #include "pim/compiler/compiler.h"
 #include "pim/compiler/program_report.h"
 #include "pim/runtime/chip_file.h"
 #include "pim/runtime/chip_spec.h"
+#include "pim/runtime/output_file.h"
 #include "pim/runtime/program_file.h"
 
 namespace {
-
-// A positive, finite real (CLI::PositiveNumber would print DBL_MAX as its upper bound).
-const CLI::Validator kPositiveFinite(
-    [](std::string& text) -> std::string {
-      char* end = nullptr;
-      const double v = std::strtod(text.c_str(), &end);
-      if (end == text.c_str() || *end != '\0' || !(v > 0) || !std::isfinite(v)) {
-        return "must be a positive finite number, got '" + text + "'";
-      }
-      return "";
-    },
-    "POSITIVE", "positive finite");
 
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
@@ -68,6 +58,7 @@ struct CompileArgs {
 };
 
 int RunCompile(const CompileArgs& a) {
+  if (absl::Status s = pim::runtime::CheckOutputFile("--output", a.output); !s.ok()) return Fail(s);
   absl::StatusOr<pim::runtime::ChipSpec> target = LoadTarget(a.target);
   if (!target.ok()) return Fail(target.status());
   pim::compiler::CompileOptions options;
@@ -107,15 +98,16 @@ int Main(int argc, char** argv) {
   CompileArgs ca;
   CLI::App* compile = app.add_subcommand("compile", "compile model.onnx into a Program (.pimb)");
   compile->add_option("model", ca.model, "ONNX model (PIM-QAT convention)")->required();
-  compile->add_option("-o,--output", ca.output, "output Program file (.pimb)")->required();
-  compile->add_option("--target", ca.target, "chip file (text chip.proto); default: the bundled default chip");
+  compile->add_option("-o,--output", ca.output, "output Program file (.pimb)")->required()->check(pim::cli::kNonEmpty);
+  compile->add_option("--target", ca.target, "chip file (text chip.proto); default: the bundled default chip")
+      ->check(pim::cli::kNonEmpty);
   compile->add_option("--scheme", ca.scheme, "native, differential or bit_serial (overrides the model)")
       ->check(CLI::IsMember({"native", "differential", "bit_serial"}));
   compile->add_option("--adc-bits", ca.adc_bits, "ADC resolution b (overrides the model)")->check(CLI::Range(1, 32));
   compile->add_option("--rows", ca.rows, "rows R summed per analog MAC (overrides the model)")
       ->check(CLI::Range(1, 1 << 20));
   compile->add_option("--adc-step", ca.adc_step, "ADC step Delta for every PIM layer (rule: override)")
-      ->check(kPositiveFinite);
+      ->check(pim::cli::FiniteRange(pim::runtime::kMinAdcStep, pim::runtime::kMaxAdcStep));
   compile->add_flag("--require-pim", ca.require_pim, "fail if a quantized layer cannot be placed on the chip");
   compile->add_flag("--json", ca.json, "print the summary as JSON");
 
@@ -126,6 +118,10 @@ int Main(int argc, char** argv) {
   inspect->add_flag("--json", inspect_json, "print JSON");
   inspect->add_flag("--no-tiles", no_tiles, "do not list every tile");
 
+  if (const std::string word = pim::cli::UnknownSubcommand(app, argc, argv); !word.empty()) {
+    std::cerr << "pimc: unknown command '" << word << "' (compile or inspect; see --help)\n";
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {

@@ -63,6 +63,15 @@ TEST(Pimc, BadModelIsExitOneWithOneLine) {
   }
 }
 
+TEST(Pimc, UnwritableOutputIsRefusedBeforeCompiling) {
+  Result c = RunPimc("compile " + Model("qdq_conv.onnx") + " -o " + Out("no/such/dir/x.pimb"));
+  EXPECT_EQ(c.exit_code, 1) << c.out;
+  EXPECT_NE(c.out.find("does not exist"), std::string::npos) << c.out;
+  Result d = RunPimc("inspect " + std::string(PIM_BINARY_DIR));  // a directory
+  EXPECT_EQ(d.exit_code, 1) << d.out;
+  EXPECT_NE(d.out.find("is a directory"), std::string::npos) << d.out;
+}
+
 TEST(Pimc, BadTargetAndBadProgramAreExitOne) {
   Result c = RunPimc("compile " + Model("qdq_conv.onnx") + " -o " + Out("d.pimb") + " --target " + Model("not_onnx.onnx"));
   EXPECT_EQ(c.exit_code, 1) << c.out;
@@ -78,6 +87,15 @@ TEST(Pimc, UsageErrorsAreExitTwo) {
   EXPECT_EQ(RunPimc("compile " + Model("qdq_conv.onnx") + " -o x.pimb --scheme analog").exit_code, 2);
   EXPECT_EQ(RunPimc("compile " + Model("qdq_conv.onnx") + " -o x.pimb --rows -3").exit_code, 2);
   EXPECT_EQ(RunPimc("frobnicate").exit_code, 2);
+  EXPECT_NE(RunPimc("frobnicate").out.find("unknown command 'frobnicate'"), std::string::npos);
+  // Steps the runtime could not load are refused here, not at run time.
+  for (const char* step : {"1e300", "1e-31", "nan", "inf", "2x"}) {
+    Result r = RunPimc("compile " + Model("qdq_conv.onnx") + " -o x.pimb --adc-step " + step);
+    EXPECT_EQ(r.exit_code, 2) << step;
+    EXPECT_NE(r.out.find("must be a finite number in [1e-30, 1e+30], got '" + std::string(step) + "'"), std::string::npos)
+        << r.out;
+  }
+  EXPECT_EQ(RunPimc("compile " + Model("qdq_conv.onnx") + " -o ''").exit_code, 2);
   EXPECT_EQ(RunPimc("--help").exit_code, 0);
 }
 

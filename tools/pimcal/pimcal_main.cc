@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -22,9 +25,11 @@
 #include "pim/calibration/bn_calibration.h"
 #include "pim/calibration/calibration_file.h"
 #include "pim/calibration/linearization.h"
+#include "pim/cli/option_checks.h"
 #include "pim/runtime/backend_registry.h"
 #include "pim/runtime/chip_spec.h"
 #include "pim/runtime/dataset.h"
+#include "pim/runtime/output_file.h"
 #include "pim/runtime/program_file.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -45,6 +50,7 @@ struct AdcArgs {
   std::vector<int> macros;
   std::string modes = "signed,unsigned";
   std::string program;  // measure only the resolutions and modes this Program uses
+  bool adc_bits_given = false, modes_given = false;  // on the command line (--program excludes them)
 };
 
 struct BnArgs {
@@ -73,21 +79,46 @@ absl::Status WriteText(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "pimcal adc: %s\n", message.c_str());
+  return 2;
+}
+
+// The options' own consistency, before anything is measured or written.
+int CheckAdcArgs(const AdcArgs& a, const std::vector<std::string>& modes) {
+  if (const int* b = cli::FirstDuplicate(a.adc_bits)) return Usage(absl::StrCat("--adc-bits lists ", *b, " twice"));
+  if (const int* m = cli::FirstDuplicate(a.macros)) return Usage(absl::StrCat("--macros lists ", *m, " twice"));
+  if (const std::string* m = cli::FirstDuplicate(modes)) return Usage(absl::StrCat("--modes lists ", *m, " twice"));
+  if (!a.program.empty() && (a.adc_bits_given || a.modes_given)) {
+    return Usage("--program chooses the resolutions and modes; do not also give --adc-bits or --modes");
+  }
+  if (absl::Status s = runtime::CheckOutputFile("--output", a.output); !s.ok()) return Fail(s);
+  if (!a.report.empty()) {
+    if (absl::Status s = runtime::CheckOutputFile("--report", a.report); !s.ok()) return Fail(s);
+    namespace fs = std::filesystem;
+    if (fs::absolute(a.report).lexically_normal() == fs::absolute(a.output).lexically_normal()) {
+      return Usage(absl::StrCat("--report ", a.report, " is the --output file; give the report its own path"));
+    }
+  }
+  return 0;
+}
+
 int RunAdc(const AdcArgs& a) {
+  const std::vector<std::string> modes = absl::StrSplit(a.modes, ',');
+  if (int rc = CheckAdcArgs(a, modes); rc != 0) return rc;
   calibration::AdcCalibrationOptions options;
   options.repeats = a.repeats;
   options.step_settings = a.step_settings;
   options.adc_bits = a.adc_bits;
   options.macros = a.macros;
   options.modes.clear();
-  for (absl::string_view m : absl::StrSplit(a.modes, ',')) {
+  for (const std::string& m : modes) {
     if (m == "signed") {
       options.modes.push_back(calibration::AdcMode::kSigned);
     } else if (m == "unsigned") {
       options.modes.push_back(calibration::AdcMode::kUnsigned);
     } else {
-      std::fprintf(stderr, "pimcal adc: --modes takes signed and/or unsigned, got '%s'\n", std::string(m).c_str());
-      return 2;
+      return Usage(absl::StrCat("--modes takes signed and/or unsigned, got '", m, "'"));
     }
   }
   runtime::OpenOptions open;
@@ -163,6 +194,7 @@ int RunAdc(const AdcArgs& a) {
 }
 
 int RunBn(const BnArgs& a) {
+  if (absl::Status s = runtime::CheckOutputFile("--output", a.output); !s.ok()) return Fail(s);
   absl::StatusOr<proto::Program> program = runtime::ReadProgramFile(a.model);
   if (!program.ok()) return Fail(program.status());
   if (program->inputs_size() != 1) {
@@ -176,7 +208,12 @@ int RunBn(const BnArgs& a) {
       std::move(*x), std::vector<int64_t>(model_input.shape().begin(), model_input.shape().end()), a.data);
   if (!fitted.ok()) return Fail(fitted.status());
   runtime::Tensor input = std::move(*fitted);
+  if (input.batch() == 0) return Fail(absl::InvalidArgumentError(absl::StrCat(a.data, ": holds no calibration images")));
   if (a.samples < input.batch()) input = runtime::SliceBatch(input, 0, a.samples);
+  if (a.samples > input.batch()) {
+    spdlog::warn("{} holds {} images, fewer than --samples {}: calibrating on all {}", a.data, input.batch(), a.samples,
+                 input.batch());
+  }
 
   runtime::BackendRegistry registry;
   if (absl::Status s = backends::RegisterAllBackends(registry); !s.ok()) return Fail(s);
@@ -255,22 +292,32 @@ int main(int argc, char** argv) {
   AdcArgs adc;
   CLI::App* adc_cmd = app.add_subcommand("adc", "measure every column's ADC transfer curve; write a calibration file");
   adc_cmd->add_option("--device,-d", adc.device, "device URI (sim, sim:profile=<file>[,seed=N], usb0, serial:..., tcp://...)")
-      ->capture_default_str();
-  adc_cmd->add_option("--output,-o", adc.output, "calibration file to write (binary Calibration protobuf)")->required();
+      ->capture_default_str()
+      ->check(cli::kNonEmpty);
+  adc_cmd->add_option("--output,-o", adc.output, "calibration file to write (binary Calibration protobuf)")
+      ->required()
+      ->check(cli::kNonEmpty);
   adc_cmd->add_option("--repeats,-r", adc.repeats, "conversions per input point")->check(CLI::Range(1, 4096))->capture_default_str();
-  adc_cmd->add_option("--report", adc.report, "also write a self-contained HTML report");
-  adc_cmd->add_option("--adc-bits", adc.adc_bits, "resolutions to measure (default: the chip's ADC bits)")->delimiter(',');
-  adc_cmd->add_option("--macros", adc.macros, "macros to measure (default: all)")->delimiter(',');
-  adc_cmd->add_option("--modes", adc.modes, "signed (native, bit_serial) and/or unsigned (differential)")->capture_default_str();
-  adc_cmd->add_option("--program", adc.program, "measure only the ADC resolutions and modes this Program (.pimb) uses");
+  adc_cmd->add_option("--report", adc.report, "also write a self-contained HTML report")->check(cli::kNonEmpty);
+  CLI::Option* adc_bits = adc_cmd->add_option("--adc-bits", adc.adc_bits, "resolutions to measure (default: the chip's ADC bits)")
+                              ->delimiter(',')
+                              ->check(cli::kNonEmpty);
+  adc_cmd->add_option("--macros", adc.macros, "macros to measure (default: all)")->delimiter(',')->check(cli::kNonEmpty);
+  CLI::Option* modes = adc_cmd->add_option("--modes", adc.modes, "signed (native, bit_serial) and/or unsigned (differential)")
+                           ->capture_default_str()
+                           ->check(cli::kNonEmpty);
+  adc_cmd->add_option("--program", adc.program, "measure only the ADC resolutions and modes this Program (.pimb) uses")
+      ->check(cli::kNonEmpty);
   adc_cmd->add_option("--step-settings", adc.step_settings, "interleaved ADC step settings")->check(CLI::Range(1, 16))->capture_default_str();
   BnArgs bn;
   CLI::App* bn_cmd = app.add_subcommand("bn", "re-estimate every BatchNormalization on the chip; write a new Program");
   bn_cmd->add_option("model", bn.model, "compiled Program (.pimb)")->required();
-  bn_cmd->add_option("--device,-d", bn.device, "device URI")->capture_default_str();
-  bn_cmd->add_option("--data", bn.data, "calibration images (IDX, .gz or plain, or float32 .npy)")->capture_default_str();
+  bn_cmd->add_option("--device,-d", bn.device, "device URI")->capture_default_str()->check(cli::kNonEmpty);
+  bn_cmd->add_option("--data", bn.data, "calibration images (IDX, .gz or plain, or float32 .npy)")
+      ->capture_default_str()
+      ->check(cli::kNonEmpty);
   bn_cmd->add_option("--samples,-n", bn.samples, "calibration images used (the first N)")->check(CLI::Range(int64_t(1), int64_t(1) << 30))->capture_default_str();
-  bn_cmd->add_option("--output,-o", bn.output, "Program to write")->required();
+  bn_cmd->add_option("--output,-o", bn.output, "Program to write")->required()->check(cli::kNonEmpty);
   bn_cmd->add_option("--calibration", bn.calibration,
                      "measure through codes linearized with this calibration file (pimcal adc -o FILE); "
                      "run the result with pimrun --calibration FILE")
@@ -278,6 +325,10 @@ int main(int argc, char** argv) {
   bn_cmd->add_option("--batch,-b", bn.batch, "images per batch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   bool verbose = false;
   app.add_flag("--verbose,-v", verbose, "log details to stderr");
+  if (const std::string word = cli::UnknownSubcommand(app, argc, argv); !word.empty()) {
+    std::fprintf(stderr, "pimcal: unknown command '%s' (adc or bn; see --help)\n", word.c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -287,6 +338,8 @@ int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("pimcal");
   spdlog::set_default_logger(logger);
   spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);
+  adc.adc_bits_given = adc_bits->count() > 0;
+  adc.modes_given = modes->count() > 0;
   if (adc_cmd->parsed()) return RunAdc(adc);
   return RunBn(bn);
 }

@@ -23,12 +23,14 @@
 #include "pim/backends/register_all_backends.h"
 #include "pim/calibration/bn_calibration.h"
 #include "pim/calibration/linearization.h"
+#include "pim/cli/option_checks.h"
 #include "pim/runtime/backend_registry.h"
 #include "pim/runtime/chip_spec.h"
 #include "pim/runtime/dataset.h"
 #include "pim/runtime/executor.h"
 #include "pim/runtime/json.h"
 #include "pim/runtime/npy.h"
+#include "pim/runtime/output_file.h"
 #include "pim/runtime/program_file.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -282,6 +284,9 @@ int Run(const Options& o) {
     for (const std::string& d : registry.ListDevices()) std::printf("%s\n", d.c_str());
     return 0;
   }
+  if (!o.output.empty()) {
+    if (absl::Status s = runtime::CheckOutputFile("--output", o.output); !s.ok()) return Fail(s);
+  }
   absl::StatusOr<proto::Program> program = runtime::ReadProgramFile(o.model);
   if (!program.ok()) return Fail(program.status());
   if (program->inputs_size() != 1) {
@@ -296,6 +301,7 @@ int Run(const Options& o) {
   absl::StatusOr<runtime::Tensor> fitted = runtime::FitToInputShape(std::move(*x), model_shape, o.input);
   if (!fitted.ok()) return Fail(fitted.status());
   runtime::Tensor input = std::move(*fitted);
+  if (input.batch() == 0) return Fail(absl::InvalidArgumentError(absl::StrCat(o.input, ": holds no samples")));
   std::vector<int64_t> labels;
   if (!o.labels.empty()) {
     absl::StatusOr<std::vector<int64_t>> l = runtime::ReadLabelFile(o.labels);
@@ -309,6 +315,17 @@ int Run(const Options& o) {
   if (o.limit >= 0 && o.limit < input.batch()) {
     input = runtime::SliceBatch(input, 0, o.limit);
     if (!labels.empty()) labels.resize(size_t(o.limit));
+  }
+  // Labels are checked against the model's output before the run, not after it.
+  absl::StatusOr<runtime::ValueShapes> shapes = runtime::InferValueShapes(*program);
+  if (!shapes.ok()) return Fail(shapes.status());
+  const std::vector<int64_t>& output_shape = shapes->at(program->outputs(0));
+  const int64_t classes = runtime::Tensor::NumElements({output_shape.begin() + 1, output_shape.end()});
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] >= classes) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat(o.labels, ": label ", i, " is ", labels[i], ", the model has ", classes, " outputs")));
+    }
   }
 
   runtime::OpenOptions open;
@@ -372,13 +389,12 @@ int Run(const Options& o) {
 
   double accuracy = -1;
   if (!labels.empty() && logits.batch() > 0) {
-    const int64_t classes = logits.sample_size();
+    if (logits.sample_size() != classes) {
+      return Fail(absl::InternalError(absl::StrCat("output has ", logits.sample_size(), " values per sample, the Program's shape says ",
+                                                   classes)));
+    }
     int64_t correct = 0;
     for (int64_t i = 0; i < logits.batch(); ++i) {
-      if (labels[size_t(i)] >= classes) {
-        return Fail(absl::InvalidArgumentError(absl::StrCat(o.labels, ": label ", i, " is ", labels[size_t(i)],
-                                                            ", the model has ", classes, " outputs")));
-      }
       correct += ArgMax(logits.data.data() + i * classes, classes) == labels[size_t(i)];
     }
     accuracy = double(correct) / double(logits.batch());
@@ -433,17 +449,20 @@ int main(int argc, char** argv) {
   app.add_option("model", o.model, "compiled Program (.pimb)");
   app.add_option("--device,-d", o.device, "device URI: sim, sim:profile=<file>[,seed=N], usb0, usb:<vid>:<pid>[:<serial>], "
                                           "serial:<path>[@<baud>], tcp://<host>:<port>")
-      ->capture_default_str();
-  app.add_option("--input,-i", o.input, "inputs: float32 .npy (NCHW) or IDX images (.gz or plain, uint8 scaled by 1/255)");
-  app.add_option("--labels,-l", o.labels, "labels (IDX or integer .npy); prints the top-1 accuracy");
-  app.add_option("--output,-o", o.output, "write the model output (logits) as float32 .npy");
-  app.add_option("--calibration", o.calibration, "linearize ADC codes with a calibration file (pimcal adc -o FILE)");
+      ->capture_default_str()
+      ->check(cli::kNonEmpty);
+  app.add_option("--input,-i", o.input, "inputs: float32 .npy (NCHW) or IDX images (.gz or plain, uint8 scaled by 1/255)")
+      ->check(cli::kNonEmpty);
+  app.add_option("--labels,-l", o.labels, "labels (IDX or integer .npy); prints the top-1 accuracy")->check(cli::kNonEmpty);
+  app.add_option("--output,-o", o.output, "write the model output (logits) as float32 .npy")->check(cli::kNonEmpty);
+  app.add_option("--calibration", o.calibration, "linearize ADC codes with a calibration file (pimcal adc -o FILE)")
+      ->check(cli::kNonEmpty);
   app.add_flag("--allow-calibration-mismatch", o.allow_calibration_mismatch,
                "run a BN-calibrated Program even when --calibration differs from the file its statistics were "
                "measured through (pimcal bn --calibration), with a warning");
   app.add_option("--batch,-b", o.batch, "samples per batch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  app.add_option("--limit,-n", o.limit, "run only the first N samples")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  app.add_option("--limit,-n", o.limit, "run only the first N samples (at most N; the summary prints how many ran)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   app.add_flag("--json", o.json, "machine-readable result on stdout");
   app.add_flag("--profile", o.profile, "per-step time and device counters");
   app.add_flag("--list-devices", o.list_devices, "list attached devices and exit");

@@ -6,6 +6,7 @@
 #include "passes/adc_step.h"
 #include "passes/layer_metadata.h"
 #include "passes/passes.h"
+#include "pim/runtime/program_file.h"
 
 namespace pim::compiler {
 
@@ -34,6 +35,12 @@ double FullRangeAdcStep(const ir::MatrixOp& layer) {
   return static_cast<double>(p_max) / code_max;
 }
 
+namespace {
+
+bool InStepRange(double step) { return step >= runtime::kMinAdcStep && step <= runtime::kMaxAdcStep; }
+
+}  // namespace
+
 absl::Status ComputeAdcStep(ir::Module& module, const PassContext& context) {
   for (ir::Step& step : module.steps) {
     ir::MatrixOp* layer = step.matrix();
@@ -43,8 +50,9 @@ absl::Status ComputeAdcStep(ir::Module& module, const PassContext& context) {
       continue;
     }
     if (context.options.adc_step) {
-      if (!(*context.options.adc_step > 0) || !std::isfinite(*context.options.adc_step)) {
-        return absl::InvalidArgumentError(absl::StrCat("--adc-step ", *context.options.adc_step, " must be positive"));
+      if (!InStepRange(*context.options.adc_step)) {
+        return absl::InvalidArgumentError(absl::StrCat("--adc-step ", *context.options.adc_step, " must be in [",
+                                                       runtime::kMinAdcStep, ", ", runtime::kMaxAdcStep, "]"));
       }
       layer->adc_step = *context.options.adc_step;
       layer->adc_step_rule = ir::AdcStepRule::kOverride;
@@ -53,6 +61,11 @@ absl::Status ComputeAdcStep(ir::Module& module, const PassContext& context) {
     absl::StatusOr<std::optional<double>> trained = LookupPositiveDouble(module, LayerKey(step.name, "adc_step"));
     if (!trained.ok()) return trained.status();
     if (trained->has_value()) {
+      if (!InStepRange(**trained)) {
+        return absl::InvalidArgumentError(absl::StrCat("metadata ", LayerKey(step.name, "adc_step"), " = ", **trained,
+                                                       ": must be in [", runtime::kMinAdcStep, ", ",
+                                                       runtime::kMaxAdcStep, "]"));
+      }
       layer->adc_step = **trained;
       layer->adc_step_rule = ir::AdcStepRule::kTrained;
       continue;

@@ -14,6 +14,11 @@ namespace pim::runtime {
 // The Program format this runtime reads and the compiler writes (proto::Program.format_version).
 inline constexpr uint32_t kProgramFormatVersion = 1;
 
+// The ADC steps Delta a Program may hold: the compiler writes and loading accepts only these, and
+// the simulator's kernels are exact over this range.
+inline constexpr double kMinAdcStep = 1e-30;
+inline constexpr double kMaxAdcStep = 1e30;
+
 // Shape of every value of a Program, by name. Dimension 0 is the batch and is -1.
 using ValueShapes = std::map<std::string, std::vector<int64_t>>;
 
