@@ -220,27 +220,35 @@ int Run(const Options& o) {
       std::fflush(stdout);
       server.Serve(*pty, [&] { io.stop(); });
     } else {
+      // HOST:PORT, HOST a name, an IPv4 address or a bracketed IPv6 address ([::1]:0).
       const size_t colon = o.listen.rfind(':');
+      std::string host = colon == std::string::npos ? "" : o.listen.substr(0, colon);
+      const std::string port_text = colon == std::string::npos ? "" : o.listen.substr(colon + 1);
+      if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
       uint32_t port = 0;
-      if (colon == std::string::npos || !absl::SimpleAtoi(o.listen.substr(colon + 1), &port) || port > 65535) {
-        std::fprintf(stderr, "pim-emu: --listen '%s' is not HOST:PORT\n", o.listen.c_str());
+      if (host.empty() || port_text.empty() || port_text.find_first_not_of("0123456789") != std::string::npos ||
+          !absl::SimpleAtoi(port_text, &port) || port > 65535) {
+        std::fprintf(stderr, "pim-emu: --listen '%s' is not HOST:PORT (port 0..65535)\n", o.listen.c_str());
         return 2;
       }
       boost::system::error_code ec;
-      const asio::ip::address address = asio::ip::make_address(o.listen.substr(0, colon), ec);
-      if (ec) {
-        std::fprintf(stderr, "pim-emu: --listen '%s': bad address: %s\n", o.listen.c_str(), ec.message().c_str());
+      asio::ip::tcp::resolver resolver(io);
+      const auto resolved = resolver.resolve(host, port_text, asio::ip::resolver_base::numeric_service, ec);
+      if (ec || resolved.empty()) {
+        std::fprintf(stderr, "pim-emu: --listen '%s': cannot resolve host '%s': %s\n", o.listen.c_str(), host.c_str(),
+                     ec ? ec.message().c_str() : "no address");
         return 2;
       }
       acceptor.emplace(io);
-      const asio::ip::tcp::endpoint endpoint(address, uint16_t(port));
+      const asio::ip::tcp::endpoint endpoint = resolved.begin()->endpoint();
       acceptor->open(endpoint.protocol(), ec);
       if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
       if (!ec) acceptor->bind(endpoint, ec);
       if (!ec) acceptor->listen(4, ec);
       if (ec) return Fail(absl::UnavailableError(absl::StrCat("--listen ", o.listen, ": ", ec.message())));
       const auto local = acceptor->local_endpoint();
-      std::printf("listening: tcp://%s:%u\n", local.address().to_string().c_str(), unsigned(local.port()));
+      const std::string shown = local.address().is_v6() ? "[" + local.address().to_string() + "]" : local.address().to_string();
+      std::printf("listening: tcp://%s:%u\n", shown.c_str(), unsigned(local.port()));
       std::fflush(stdout);
       accept = [&] {
         socket.emplace(io);
