@@ -1,6 +1,8 @@
 #include "pim/calibration/calibration_file.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -48,7 +50,7 @@ absl::Status WriteCalibrationFile(const proto::Calibration& calibration, const s
     return absl::InternalError(absl::StrCat(path, ": cannot serialize the calibration"));
   }
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open for writing"));
+  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open for writing (", std::strerror(errno), ")"));
   out.write(bytes.data(), std::streamsize(bytes.size()));
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));

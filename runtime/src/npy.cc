@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <cerrno>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -168,7 +169,7 @@ std::string NpyFloat32Bytes(const Tensor& t) {
 
 absl::Status WriteNpyFloat32(const std::string& path, const Tensor& t) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot create file"));
+  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot create file (", std::strerror(errno), ")"));
   const std::string bytes = NpyFloat32Bytes(t);
   out.write(bytes.data(), std::streamsize(bytes.size()));
   out.close();

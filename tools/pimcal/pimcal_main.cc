@@ -7,7 +7,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -72,7 +74,7 @@ bool Tty() { return isatty(STDERR_FILENO) == 1; }
 
 absl::Status WriteText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open for writing"));
+  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot open for writing (", std::strerror(errno), ")"));
   out << text;
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));
