@@ -223,8 +223,10 @@ absl::StatusOr<AdcCalibration> CalibrateAdc(runtime::Backend& backend, const Adc
     }
   }
   if (opt.modes.empty()) return absl::InvalidArgumentError("ADC calibration: no ADC mode to measure");
-  if (opt.repeats < 1 || opt.repeats > 4096) {
-    return absl::InvalidArgumentError(absl::StrCat("ADC calibration: repeats ", opt.repeats, " outside 1..4096"));
+  if (opt.repeats < 2 || opt.repeats > 4096) {
+    // The noise is measured from the spread of repeated conversions of one input.
+    return absl::InvalidArgumentError(absl::StrCat("ADC calibration: repeats ", opt.repeats,
+                                                   " outside 2..4096 (the noise needs repeated conversions)"));
   }
   if (opt.step_settings < 1 || opt.step_settings > 16) {
     return absl::InvalidArgumentError(

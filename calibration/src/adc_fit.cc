@@ -10,6 +10,8 @@ namespace pim::calibration {
 namespace {
 
 constexpr double kMinProbability = 1e-12;
+constexpr double kMinSlope = 0.05;  // thresholds per code, in LSB: 20x gain
+constexpr double kMaxSlope = 20;
 
 double NormalPdf(double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * std::numbers::pi); }
 
@@ -282,6 +284,13 @@ absl::StatusOr<ColumnFit> FitColumn(absl::Span<const SweepPoint> points, AdcMode
                                                    "..", points.back().u, ")"));
   }
   ComputeLinearity(fit);
+  // A column whose thresholds do not rise with the input (stuck, or all at one point) does not
+  // convert; its gain would be infinite or absurd and its figures NaN.
+  if (!(fit.slope >= kMinSlope && fit.slope <= kMaxSlope)) {
+    return absl::InvalidArgumentError(absl::StrCat("FitColumn: the thresholds rise by ", fit.slope,
+                                                   " LSB per code (ideal 1, accepted ", kMinSlope, "..", kMaxSlope,
+                                                   "): the column does not convert"));
+  }
   fit.noise_sigma_lsb = pooled * fit.gain;
   // Thresholds outside the sweep: on the fitted line, kept in order.
   for (int i = 0; i < count; ++i) {

@@ -124,5 +124,14 @@ TEST(AdcFit, RejectsASweepThatCrossesNothing) {
   EXPECT_NE(fit.status().message().find("crossed none"), std::string::npos) << fit.status();
 }
 
+TEST(AdcFit, AColumnWhoseThresholdsDoNotRiseIsAnError) {
+  // Every threshold at one point: the column jumps from its lowest to its highest code at once.
+  const std::vector<double> t(7, 3.0);
+  const auto points = Sweep(t, 0, 0.3, -1, 9, 0.05, 4, 7);
+  absl::StatusOr<ColumnFit> fit = FitColumn(points, AdcMode::kUnsigned, 3);
+  ASSERT_FALSE(fit.ok());
+  EXPECT_NE(fit.status().message().find("the column does not convert"), std::string::npos) << fit.status();
+}
+
 }  // namespace
 }  // namespace pim::calibration

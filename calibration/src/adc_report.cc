@@ -50,13 +50,16 @@ class SvgPlot {
             double opacity = 1, bool dashed = false) {
     if (pts.empty()) return;
     std::string d;
-    for (const auto& [x, y] : pts) absl::StrAppend(&d, absl::StrFormat("%.1f,%.1f ", X(x), Y(y)));
+    for (const auto& [x, y] : pts) {
+      if (std::isfinite(x) && std::isfinite(y)) absl::StrAppend(&d, absl::StrFormat("%.1f,%.1f ", X(x), Y(y)));
+    }
     absl::StrAppend(&body_, "<polyline fill=\"none\" stroke=\"", color, "\" stroke-width=\"", width,
                     "\" stroke-opacity=\"", opacity, "\"", dashed ? " stroke-dasharray=\"4 3\"" : "",
                     " points=\"", d, "\"/>\n");
   }
   void Points(const std::vector<std::pair<double, double>>& pts, const std::string& color) {
     for (const auto& [x, y] : pts) {
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;
       absl::StrAppend(&body_, absl::StrFormat("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", X(x),
                                               Y(y), color));
     }
@@ -160,8 +163,16 @@ void Group(const AdcCalibration& cal, int bits, AdcMode mode, std::string* html)
   }
   SvgPlot transfer(absl::StrCat("Measured transfer (mean code over repeats)"), "input u = p / step (LSB)", "code",
                    u0, u1, lo - 1, hi + 1);
-  std::vector<std::pair<double, double>> ideal;
-  for (double u = std::floor(u0); u <= u1; u += 0.5) ideal.push_back({u, std::clamp(std::nearbyint(u), double(lo), double(hi))});
+  // The ideal staircase over [u0, u1]: code c for u in [c - 0.5, c + 0.5), a riser at each c + 0.5.
+  auto ideal_code = [&](double u) { return std::clamp(std::floor(u + 0.5), double(lo), double(hi)); };
+  std::vector<std::pair<double, double>> ideal = {{u0, ideal_code(u0)}};
+  for (int c = lo; c < hi; ++c) {
+    const double riser = c + 0.5;
+    if (riser <= u0 || riser >= u1) continue;
+    ideal.push_back({riser, double(c)});
+    ideal.push_back({riser, double(c + 1)});
+  }
+  ideal.push_back({u1, ideal_code(u1)});
   transfer.Line(ideal, "#999", 1, 1, true);
   transfer.Legend("ideal", "#999");
   for (auto [c, color] : {std::pair{worst, "#c0392b"}, std::pair{best, "#2471a3"}}) {

@@ -64,9 +64,13 @@ absl::StatusOr<Linearization> LinearizationFromCalibration(const proto::Calibrat
       return absl::InvalidArgumentError(
           absl::StrCat(at, ": ", c.thresholds_size(), " thresholds, a ", bits, "-bit ADC has ", need));
     }
+    // Index space: the ideal thresholds are 0.5 .. need - 0.5; a measured one lies within a
+    // full scale of them (anything further is a damaged file, and would overflow the code values).
+    const double lowest = -double(need + 1), highest = 2.0 * double(need + 1);
     for (int i = 0; i < need; ++i) {
-      if (!std::isfinite(c.thresholds(i))) {
-        return absl::InvalidArgumentError(absl::StrCat(at, ": threshold ", i, " is ", c.thresholds(i)));
+      if (!(c.thresholds(i) >= lowest && c.thresholds(i) <= highest)) {
+        return absl::InvalidArgumentError(absl::StrCat(at, ": threshold ", i, " is ", c.thresholds(i), ", outside [",
+                                                       lowest, ", ", highest, "]"));
       }
       if (i > 0 && c.thresholds(i) < c.thresholds(i - 1)) {
         return absl::InvalidArgumentError(absl::StrCat(at, ": threshold ", i, " (", c.thresholds(i),
@@ -76,6 +80,17 @@ absl::StatusOr<Linearization> LinearizationFromCalibration(const proto::Calibrat
     for (double v : {c.noise_sigma_lsb(), c.gain(), c.offset_lsb(), c.inl_max_lsb(), c.inl_rms_lsb(),
                      c.dnl_max_lsb(), c.dnl_rms_lsb()}) {
       if (!std::isfinite(v)) return absl::InvalidArgumentError(absl::StrCat(at, ": a figure is ", v));
+    }
+    if (c.noise_sigma_lsb() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(at, ": noise_sigma_lsb ", c.noise_sigma_lsb(), " is negative"));
+    }
+    if (c.gain() < 0) return absl::InvalidArgumentError(absl::StrCat(at, ": gain ", c.gain(), " is negative"));
+    std::set<uint32_t> unmeasured;
+    for (uint32_t i : c.unmeasured_thresholds()) {
+      if (int64_t(i) >= need || !unmeasured.insert(i).second) {
+        return absl::InvalidArgumentError(absl::StrCat(at, ": unmeasured threshold index ", i,
+                                                       int64_t(i) >= need ? " out of range" : " listed twice"));
+      }
     }
     if (!seen.insert({c.macro(), c.column(), bits, int(c.mode())}).second) {
       return absl::InvalidArgumentError(absl::StrCat(at, ": listed twice for ", bits, "-bit ",

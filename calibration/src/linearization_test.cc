@@ -1,8 +1,10 @@
 #include "pim/calibration/linearization.h"
 
 #include <cmath>
+#include <functional>
 #include <fstream>
 #include <iterator>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "pim/calibration/calibration_file.h"
@@ -55,6 +57,32 @@ TEST(Linearization, RejectsDecreasingThresholds) {
   absl::StatusOr<Linearization> lin = LinearizationFromCalibration(cal, "c");
   ASSERT_FALSE(lin.ok());
   EXPECT_NE(lin.status().message().find("threshold 2 (0.1) below threshold 1"), std::string::npos);
+}
+
+TEST(Linearization, RejectsValuesNoMeasurementGives) {
+  struct Case {
+    std::function<void(proto::ColumnTransfer*)> damage;
+    std::string message;
+  };
+  const Case cases[] = {
+      {[](proto::ColumnTransfer* c) { c->set_thresholds(0, -1e308); }, "threshold 0 is -1e+308, outside [-8, 16]"},
+      {[](proto::ColumnTransfer* c) { c->set_thresholds(6, 17); }, "threshold 6 is 17, outside [-8, 16]"},
+      {[](proto::ColumnTransfer* c) { c->set_noise_sigma_lsb(-0.1); }, "noise_sigma_lsb -0.1 is negative"},
+      {[](proto::ColumnTransfer* c) { c->set_gain(-1); }, "gain -1 is negative"},
+      {[](proto::ColumnTransfer* c) { c->add_unmeasured_thresholds(7); }, "unmeasured threshold index 7 out of range"},
+      {[](proto::ColumnTransfer* c) {
+         c->add_unmeasured_thresholds(0);
+         c->add_unmeasured_thresholds(0);
+       },
+       "unmeasured threshold index 0 listed twice"},
+  };
+  for (const Case& c : cases) {
+    proto::Calibration cal = IdealCalibration(1, 1, 3, proto::ADC_MODE_SIGNED);
+    c.damage(cal.mutable_columns(0));
+    absl::StatusOr<Linearization> lin = LinearizationFromCalibration(cal, "c");
+    ASSERT_FALSE(lin.ok()) << c.message;
+    EXPECT_EQ(lin.status().message(), "c: columns[0] (macro 0, column 0): " + c.message);
+  }
 }
 
 TEST(Linearization, ReadingAFileGivesItsPathHashAndDevice) {

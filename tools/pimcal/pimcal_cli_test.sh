@@ -32,7 +32,14 @@ expect 2 "is the --output file" adc -o "$tmp/same.pb" --report "$tmp/./same.pb"
 expect 2 "do not also give --adc-bits or --modes" adc -o "$tmp/x.pb" --program "$tmp/p.pimb" --modes signed
 expect 1 "--output $tmp/no/x.pb: directory '$tmp/no' does not exist" adc -o "$tmp/no/x.pb"
 expect 1 "--report $tmp/no/r.html: directory '$tmp/no' does not exist" adc -o "$tmp/x.pb" --report "$tmp/no/r.html"
+expect 2 "--repeats: Value 1 not in range 2 to 4096" adc -o "$tmp/x.pb" --repeats 1
 [ ! -e "$tmp/x.pb" ] || fail "a refused sweep must write nothing"
+echo program > "$tmp/p.pimb"
+expect 2 "is the --program file" adc -o "$tmp/p.pimb" --program "$tmp/p.pimb"
+expect 2 "is the model file" bn "$tmp/p.pimb" -o "$tmp/./p.pimb"
+echo calibration > "$tmp/c.cal.pb"
+expect 2 "is the --calibration file" bn "$tmp/p.pimb" --calibration "$tmp/c.cal.pb" -o "$tmp/c.cal.pb"
+[ "$(cat "$tmp/p.pimb")" = program ] && [ "$(cat "$tmp/c.cal.pb")" = calibration ] || fail "inputs overwritten"
 expect 1 "--output $tmp/no/y.pimb: directory '$tmp/no' does not exist" bn "$tmp/missing.pimb" -o "$tmp/no/y.pimb"
 
 out=$("$PIMCAL" adc --device sim:profile=typical --macros 1 --adc-bits 3 --repeats 4 -o "$tmp/c.pb" --report "$tmp/r.html") \

@@ -89,7 +89,7 @@ class PimcalEndToEnd : public ::testing::Test {
       std::string err;
       // Every macro the Program uses, at its resolution and mode; a short sweep.
       EXPECT_EQ(Tool("pimcal", std::string("adc --device ") + kTypical + " --program " + Model() +
-                                   " --repeats 1 --step-settings 2 -o " + File("typ.cal.pb"),
+                                   " --repeats 2 --step-settings 2 -o " + File("typ.cal.pb"),
                      nullptr, &err),
                 0)
           << err;
@@ -199,7 +199,7 @@ TEST_F(PimcalEndToEnd, BnCalibrationRecordsTheAdcCalibrationAndPimrunHoldsThePro
   EXPECT_EQ(Tool("pimrun", Bn(Adc()) + run + " --calibration " + copy, &out, &err), 0) << err;
   const std::string other = File("typ2.cal.pb");
   ASSERT_EQ(Tool("pimcal", std::string("adc --device ") + kTypical + " --program " + Model() +
-                               " --repeats 1 --step-settings 1 -o " + other, nullptr, &err),
+                               " --repeats 2 --step-settings 1 -o " + other, nullptr, &err),
             0)
       << err;
   EXPECT_EQ(Tool("pimrun", Bn(Adc()) + run + " --calibration " + other, &out, &err), 1);
@@ -215,7 +215,7 @@ TEST_F(PimcalEndToEnd, CalibrationOfOtherMacrosIsRefusedByName) {
   const std::string partial = File("macro0.cal.pb");
   std::string err;
   ASSERT_EQ(Tool("pimcal", std::string("adc --device ") + kTypical + " --macros 0 --adc-bits 4 --modes signed "
-                                 "--repeats 1 --step-settings 1 -o " + partial, nullptr, &err),
+                                 "--repeats 2 --step-settings 1 -o " + partial, nullptr, &err),
             0)
       << err;
   const int rc = Tool("pimrun", Model() + " --device " + kTypical + " --limit 1 --input " + kData +

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -81,6 +82,14 @@ absl::Status WriteText(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
+// Whether `output` names the same file as `input` (an existing one, or the same path).
+bool SameFile(const std::string& output, const std::string& input) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(output, ec) && fs::exists(input, ec)) return fs::equivalent(output, input, ec);
+  return fs::absolute(output).lexically_normal() == fs::absolute(input).lexically_normal();
+}
+
 int Usage(const std::string& message) {
   std::fprintf(stderr, "pimcal adc: %s\n", message.c_str());
   return 2;
@@ -97,10 +106,12 @@ int CheckAdcArgs(const AdcArgs& a, const std::vector<std::string>& modes) {
   if (absl::Status s = runtime::CheckOutputFile("--output", a.output); !s.ok()) return Fail(s);
   if (!a.report.empty()) {
     if (absl::Status s = runtime::CheckOutputFile("--report", a.report); !s.ok()) return Fail(s);
-    namespace fs = std::filesystem;
-    if (fs::absolute(a.report).lexically_normal() == fs::absolute(a.output).lexically_normal()) {
+    if (SameFile(a.report, a.output)) {
       return Usage(absl::StrCat("--report ", a.report, " is the --output file; give the report its own path"));
     }
+  }
+  if (!a.program.empty() && SameFile(a.output, a.program)) {
+    return Usage(absl::StrCat("--output ", a.output, " is the --program file; writing it would destroy the Program"));
   }
   return 0;
 }
@@ -163,7 +174,14 @@ int RunAdc(const AdcArgs& a) {
     if (Tty()) std::fprintf(stderr, "\n");
     return Fail(cal.status());
   }
-  if (absl::Status s = calibration::WriteCalibrationFile(calibration::CalibrationToProto(*cal), a.output); !s.ok()) {
+  const proto::Calibration written = calibration::CalibrationToProto(*cal);
+  // What pimrun and pimcal bn will check when they load it: refuse to write a file they would refuse.
+  if (absl::StatusOr<calibration::Linearization> lin = calibration::LinearizationFromCalibration(written, a.output);
+      !lin.ok()) {
+    return Fail(absl::InternalError(absl::StrCat("the measured calibration does not pass its own checks: ",
+                                                 lin.status().message())));
+  }
+  if (absl::Status s = calibration::WriteCalibrationFile(written, a.output); !s.ok()) {
     return Fail(s);
   }
   if (!a.report.empty()) {
@@ -197,6 +215,12 @@ int RunAdc(const AdcArgs& a) {
 
 int RunBn(const BnArgs& a) {
   if (absl::Status s = runtime::CheckOutputFile("--output", a.output); !s.ok()) return Fail(s);
+  for (const auto& [option, input] : {std::pair<const char*, std::string>{"the model", a.model}, {"the --calibration", a.calibration}}) {
+    if (!input.empty() && SameFile(a.output, input)) {
+      std::fprintf(stderr, "pimcal bn: --output %s is %s file; writing it would destroy it\n", a.output.c_str(), option);
+      return 2;
+    }
+  }
   absl::StatusOr<proto::Program> program = runtime::ReadProgramFile(a.model);
   if (!program.ok()) return Fail(program.status());
   if (program->inputs_size() != 1) {
@@ -234,7 +258,7 @@ int RunBn(const BnArgs& a) {
     options.adc_calibration = ref;
     absl::StatusOr<calibration::Linearization> lin = calibration::LinearizationFromCalibration(*cal, a.calibration);
     if (!lin.ok()) return Fail(lin.status());
-    if (cal->device_serial() != (*backend)->info().serial_number) {
+    if (!cal->device_serial().empty() && cal->device_serial() != (*backend)->info().serial_number) {
       spdlog::warn("{}: measured on device serial '{}', calibrating on '{}'", a.calibration, cal->device_serial(),
                    (*backend)->info().serial_number);
     }
@@ -261,6 +285,10 @@ int RunBn(const BnArgs& a) {
     return Fail(cal.status());
   }
   std::string bytes;
+  // Statistics that came out NaN or negative would only be refused when the Program is run.
+  if (absl::Status s = runtime::ValidateProgram(cal->program, a.output); !s.ok()) {
+    return Fail(absl::Status(s.code(), absl::StrCat("the calibrated Program is not valid: ", s.message())));
+  }
   if (!cal->program.SerializeToString(&bytes)) return Fail(absl::InternalError("cannot serialize the Program"));
   if (absl::Status s = WriteText(a.output, bytes); !s.ok()) return Fail(s);
   std::printf("device: %s (serial %s)\n", a.device.c_str(), (*backend)->info().serial_number.c_str());
@@ -299,7 +327,8 @@ int main(int argc, char** argv) {
   adc_cmd->add_option("--output,-o", adc.output, "calibration file to write (binary Calibration protobuf)")
       ->required()
       ->check(cli::kNonEmpty);
-  adc_cmd->add_option("--repeats,-r", adc.repeats, "conversions per input point")->check(CLI::Range(1, 4096))->capture_default_str();
+  adc_cmd->add_option("--repeats,-r", adc.repeats, "conversions per input point (2 or more: the noise is measured from their spread)")
+      ->check(CLI::Range(2, 4096))->capture_default_str();
   adc_cmd->add_option("--report", adc.report, "also write a self-contained HTML report")->check(cli::kNonEmpty);
   CLI::Option* adc_bits = adc_cmd->add_option("--adc-bits", adc.adc_bits, "resolutions to measure (default: the chip's ADC bits)")
                               ->delimiter(',')

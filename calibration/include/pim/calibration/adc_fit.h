@@ -58,8 +58,10 @@ struct ColumnFit {
 // docs/calibration.md for the method): per threshold a probit maximum-likelihood fit of
 // P(code > c | u) = Phi((u - t_c) / s), the noise pooled as the median of the resolved s_c, then
 // every threshold refitted with the pooled noise. Thresholds the sweep did not cross are
-// extrapolated from the fitted line and marked unmeasured. Errors (InvalidArgument) when the
-// sweep is empty, codes fall outside the mode's range, or fewer than two thresholds were crossed.
+// extrapolated from the fitted line and marked unmeasured. With one threshold crossed no gain can
+// be seen and the slope is taken as 1. Errors (InvalidArgument) when the sweep is empty, codes
+// fall outside the mode's range, no threshold was crossed, or the fitted thresholds rise by less
+// than 0.05 or more than 20 LSB per code (a column that does not convert).
 absl::StatusOr<ColumnFit> FitColumn(absl::Span<const SweepPoint> points, AdcMode mode, int adc_bits);
 
 // INL/DNL summary of a set of index-space thresholds (all taken as measured). Used to compute

@@ -56,8 +56,9 @@ int ConversionColumn(const runtime::TilePlacement& placement, int tile_outputs, 
 // mean code width beyond their one threshold.
 std::vector<double> CodeValuesFromThresholds(absl::Span<const double> thresholds, int lo);
 
-// Checks a calibration (every column: 1..15 bits, a known mode, 2^b - 1 finite nondecreasing
-// thresholds, finite figures, no (macro, column, bits, mode) twice) and builds its tables.
+// Checks a calibration (every column: 1..15 bits, a known mode, 2^b - 1 nondecreasing thresholds
+// within a full scale of the ideal ones, finite figures, noise and gain not negative, unmeasured
+// indices in range and distinct, no (macro, column, bits, mode) twice) and builds its tables.
 // `origin` prefixes every message.
 absl::StatusOr<Linearization> LinearizationFromCalibration(const proto::Calibration& calibration,
                                                            const std::string& origin);
