@@ -187,6 +187,9 @@ absl::StatusOr<ir::Graph> Convert(const onnx::ModelProto& model, const std::stri
       known.insert(node.output(0));
       continue;
     }
+    if (node.output_size() < 1 || node.output(0).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": has no output"));
+    }
     ir::Node n;
     n.name = name;
     n.op_type = node.op_type();

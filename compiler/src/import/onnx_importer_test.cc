@@ -154,6 +154,22 @@ TEST(TensorReader, SizeMismatchIsRefused) {
   EXPECT_EQ(r.status().message(), "shape: int64_data holds 1 values, shape needs 3");
 }
 
+TEST(TensorReader, DeclaredSizeIsCheckedBeforeAnythingIsAllocated) {
+  onnx::TensorProto t;
+  t.set_data_type(onnx::TensorProto_DataType_INT8);
+  t.add_dims(2147483647);  // 2 GiB of codes declared, one byte stored
+  t.set_raw_data(std::string(1, '\0'));
+  absl::StatusOr<ir::Tensor> r = ReadTensor(t, "initializer 'h'");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "initializer 'h': raw_data holds 1 bytes, shape needs 2147483647");
+  onnx::TensorProto f;
+  f.set_data_type(onnx::TensorProto_DataType_FLOAT);
+  f.add_dims(2147483647);
+  r = ReadTensor(f, "initializer 'f'");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "initializer 'f': float_data holds 0 values, shape needs 2147483647");
+}
+
 TEST(TensorReader, Int8OutOfRangeIsRefused) {
   onnx::TensorProto t;
   t.set_data_type(onnx::TensorProto_DataType_INT8);

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -60,6 +61,20 @@ ir::ElemType ElemTypeFromOnnx(int data_type) {
   }
 }
 
+namespace {
+
+// The typed field a tensor without raw_data keeps its values in, and how many it holds.
+std::pair<const char*, int> TypedFieldSize(const onnx::TensorProto& proto, ir::ElemType type) {
+  switch (type) {
+    case ir::ElemType::kFloat: return {"float_data", proto.float_data_size()};
+    case ir::ElemType::kDouble: return {"double_data", proto.double_data_size()};
+    case ir::ElemType::kInt64: return {"int64_data", proto.int64_data_size()};
+    default: return {"int32_data", proto.int32_data_size()};  // int8, uint8, int32
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<ir::Tensor> ReadTensor(const onnx::TensorProto& proto, const std::string& where) {
   if (proto.data_location() == onnx::TensorProto_DataLocation_EXTERNAL || proto.external_data_size() > 0) {
     return absl::UnimplementedError(absl::StrCat(
@@ -81,16 +96,26 @@ absl::StatusOr<ir::Tensor> ReadTensor(const onnx::TensorProto& proto, const std:
     t.dims.push_back(d);
   }
   const size_t n = static_cast<size_t>(count);
+  // The stored data must match the shape before anything is allocated for it: a few bytes of
+  // header could otherwise declare gigabytes.
+  if (proto.has_raw_data() && proto.raw_data().size() != n * ElemSize(t.type)) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": raw_data holds ", proto.raw_data().size(),
+                                                   " bytes, shape needs ", n * ElemSize(t.type)));
+  }
+  auto size_error = [&](const char* field, int have) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": ", field, " holds ", have, " values, shape needs ", n));
+  };
+  if (!proto.has_raw_data()) {
+    const auto [field, have] = TypedFieldSize(proto, t.type);
+    if (size_t(have) != n) return size_error(field, have);
+  }
   t.values.resize(n);
   const bool integer = t.is_integer();
   if (integer) t.ints.resize(n);
 
   if (proto.has_raw_data()) {
     const std::string& raw = proto.raw_data();
-    if (raw.size() != n * ElemSize(t.type)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": raw_data holds ", raw.size(), " bytes, shape needs ",
-                                                     n * ElemSize(t.type)));
-    }
     for (size_t i = 0; i < n; ++i) {
       int64_t v = 0;
       DecodeRaw(raw, t.type, i, &t.values[i], &v);
@@ -99,10 +124,6 @@ absl::StatusOr<ir::Tensor> ReadTensor(const onnx::TensorProto& proto, const std:
     return t;
   }
 
-  auto size_error = [&](const char* field, int have) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": ", field, " holds ", have, " values, shape needs ", n));
-  };
   switch (t.type) {
     case ir::ElemType::kFloat:
       if (static_cast<size_t>(proto.float_data_size()) != n) return size_error("float_data", proto.float_data_size());

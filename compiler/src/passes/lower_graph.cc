@@ -500,6 +500,7 @@ absl::StatusOr<ir::Module> Lowering::Run() {
       const Tensor* zp = node.Input(2).empty() ? nullptr : g_.FindInitializer(node.Input(2));
       const bool zero = node.Input(2).empty() || (zp != nullptr && zp->numel() == 1 && zp->values[0] == 0);
       if (type != ir::ElemType::kUInt8 || !zero || s == nullptr || s->numel() != 1) continue;
+      if (absl::Status st = CheckScale(node, s->values[0]); !st.ok()) return st;
       CodesInfo c;
       c.codes = q;
       c.scale = s->values[0];
@@ -520,6 +521,7 @@ absl::StatusOr<ir::Module> Lowering::Run() {
       if (!bits.ok()) return bits.status();
       if (s == nullptr || zp == nullptr) return Error(node, "scale and zeropt must be constants");
       if (node.IntAttr("signed", 1) != 0 || zp->numel() != 1 || zp->values[0] != 0 || s->numel() != 1) continue;
+      if (absl::Status st = CheckScale(node, s->values[0]); !st.ok()) return st;
       codes_[node.outputs[0]] = CodesInfo{node.outputs[0] + ":codes", *bits, s->values[0]};
     }
   }
@@ -541,6 +543,9 @@ absl::StatusOr<ir::Module> Lowering::Run() {
       }
       if (g_.IsGraphOutput(node.outputs[0])) return Error(node, "a constant quantizer output cannot be a graph output");
       continue;
+    }
+    if (constant_input) {
+      return Error(node, absl::StrCat("data input '", node.Input(0), "' is a constant; host steps take activations"));
     }
     bool absorbed_by_all = !g_.IsGraphOutput(node.outputs[0]);
     for (const Node* user : g_.Consumers(node.outputs[0])) {

@@ -2,10 +2,13 @@
 // direct tests of the arithmetic helpers.
 #include <cmath>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "import/tensor_reader.h"
@@ -53,6 +56,71 @@ runtime::ChipSpec SmallTarget(int macros, int banks, int rows, int columns) {
   chip.rows = rows;
   chip.columns = columns;
   return chip;
+}
+
+// A fixture model changed by `edit`, compiled for the default target.
+absl::StatusOr<proto::Program> CompileEdited(const std::string& model, const std::function<void(onnx::ModelProto&)>& edit) {
+  std::ifstream in(testing::ModelPath(model), std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  onnx::ModelProto m;
+  EXPECT_TRUE(m.ParseFromString(bytes.str()));
+  edit(m);
+  return CompileModel(m.SerializeAsString(), model, testing::DefaultTarget(), {});
+}
+
+onnx::NodeProto* FindNode(onnx::ModelProto& m, const std::string& name) {
+  for (onnx::NodeProto& n : *m.mutable_graph()->mutable_node()) {
+    if (n.name() == name) return &n;
+  }
+  ADD_FAILURE() << "no node " << name;
+  return m.mutable_graph()->add_node();
+}
+
+void AddFloatInitializer(onnx::ModelProto& m, const std::string& name, const std::vector<int64_t>& dims, float value) {
+  onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto_DataType_FLOAT);
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    t->add_dims(d);
+    n *= d;
+  }
+  for (int64_t i = 0; i < n; ++i) t->add_float_data(value);
+}
+
+// ---------------------------------------------------------------- malformed models
+
+TEST(MalformedModel, HostStepOnAConstantIsAnErrorNamingTheNode) {
+  for (const char* node : {"bn1", "relu1"}) {
+    absl::StatusOr<proto::Program> p = CompileEdited("qdq_conv.onnx", [&](onnx::ModelProto& m) {
+      AddFloatInitializer(m, "c", {1, 4, 8, 8}, 0.5f);
+      FindNode(m, node)->set_input(0, "c");
+    });
+    ASSERT_FALSE(p.ok()) << node;
+    EXPECT_NE(p.status().message().find(std::string(node) + " ("), std::string::npos) << p.status();
+    EXPECT_NE(p.status().message().find("data input 'c' is a constant"), std::string::npos) << p.status();
+  }
+}
+
+TEST(MalformedModel, NodeWithoutOutputIsAnError) {
+  absl::StatusOr<proto::Program> p = CompileEdited("qonnx_conv.onnx", [](onnx::ModelProto& m) {
+    FindNode(m, "qa1")->clear_output();
+  });
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("node 'qa1' (Quant): has no output"), std::string::npos) << p.status();
+}
+
+TEST(MalformedModel, AbsorbedActivationScaleIsChecked) {
+  for (float scale : {0.0f, -0.1f, std::numeric_limits<float>::infinity()}) {
+    absl::StatusOr<proto::Program> p = CompileEdited("qdq_conv.onnx", [&](onnx::ModelProto& m) {
+      AddFloatInitializer(m, "s", {}, scale);
+      FindNode(m, "a1_dequant")->set_input(1, "s");
+    });
+    ASSERT_FALSE(p.ok()) << scale;
+    EXPECT_NE(p.status().message().find("a1_dequant"), std::string::npos) << p.status();
+    EXPECT_NE(p.status().message().find("must be positive and finite"), std::string::npos) << p.status();
+  }
 }
 
 // ---------------------------------------------------------------- lowering (quantizer fusion)
