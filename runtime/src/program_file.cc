@@ -17,8 +17,6 @@
 namespace pim::runtime {
 namespace {
 
-constexpr int64_t kMaxDim = int64_t(1) << 24;
-constexpr int64_t kMaxSampleElements = int64_t(1) << 28;
 constexpr size_t kMaxTiles = size_t(1) << 20;
 
 using Shape = std::vector<int64_t>;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "pim/runtime/program_file.h"
 
 namespace pim::compiler::ir {
 namespace {
@@ -11,6 +12,24 @@ std::string Where(const Node& node) { return absl::StrCat("node '", node.name, "
 
 absl::Status Error(const Node& node, const std::string& message) {
   return absl::InvalidArgumentError(absl::StrCat(Where(node), ": ", message));
+}
+
+// Every dimension but the batch in [1, kMaxDim] and at most kMaxSampleElements per sample, the
+// sizes a Program may hold; checked on every inferred shape, so later products cannot overflow.
+absl::Status CheckSize(const Node& node, const Shape& s) {
+  int64_t elements = 1;
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (s[i] < 1 || s[i] > runtime::kMaxDim) {
+      return Error(node, absl::StrCat("output shape ", ShapeString(s), ": dimension ", i, " outside [1, ",
+                                      runtime::kMaxDim, "]"));
+    }
+    if (elements > runtime::kMaxSampleElements / s[i]) {
+      return Error(node, absl::StrCat("output shape ", ShapeString(s), " has more than ", runtime::kMaxSampleElements,
+                                      " elements per sample"));
+    }
+    elements *= s[i];
+  }
+  return absl::OkStatus();
 }
 
 int64_t Product(const Shape& s, size_t from) {
@@ -236,10 +255,14 @@ absl::Status InferShapes(Graph& graph) {
         if (target[i] == -1) {
           if (infer >= 0) return Error(node, "more than one -1 in the shape");
           infer = static_cast<int>(i);
-        } else if (target[i] < 1) {
+        } else if (target[i] < 1 || target[i] > runtime::kMaxSampleElements) {
           return Error(node, absl::StrCat("shape entry ", target[i], " is invalid"));
         } else {
-          known *= target[i];
+          known *= target[i];  // both factors <= 2^28: no overflow
+          if (known > runtime::kMaxSampleElements) {
+            return Error(node, absl::StrCat("shape ", ShapeString(target), " has more than ",
+                                            runtime::kMaxSampleElements, " elements per sample"));
+          }
         }
       }
       if (infer >= 0) {
@@ -269,6 +292,7 @@ absl::Status InferShapes(Graph& graph) {
     } else {
       return Error(node, "no shape rule for this op");
     }
+    if (absl::Status s = CheckSize(node, out); !s.ok()) return s;
     for (size_t i = 0; i < node.outputs.size(); ++i) {
       if (node.outputs[i].empty()) continue;
       graph.shapes[node.outputs[i]] = out;

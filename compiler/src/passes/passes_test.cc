@@ -123,6 +123,22 @@ TEST(MalformedModel, AbsorbedActivationScaleIsChecked) {
   }
 }
 
+TEST(MalformedModel, SizesAProgramCannotHoldAreRefusedByName) {
+  absl::StatusOr<proto::Program> p = CompileEdited("qdq_conv.onnx", [](onnx::ModelProto& m) {
+    m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(2)->set_dim_value(
+        (int64_t{1} << 24) + 1);
+  });
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("dimension 2 is 16777217, above 16777216"), std::string::npos) << p.status();
+  p = CompileEdited("qdq_conv.onnx", [](onnx::ModelProto& m) {
+    auto* shape = m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+    shape->mutable_dim(2)->set_dim_value(int64_t{1} << 15);
+    shape->mutable_dim(3)->set_dim_value(int64_t{1} << 15);
+  });
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("elements per sample"), std::string::npos) << p.status();
+}
+
 // ---------------------------------------------------------------- lowering (quantizer fusion)
 
 TEST(LowerGraph, QdqWeightsBecomeCodesInOkLayout) {

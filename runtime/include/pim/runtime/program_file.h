@@ -19,6 +19,11 @@ inline constexpr uint32_t kProgramFormatVersion = 1;
 inline constexpr double kMinAdcStep = 1e-30;
 inline constexpr double kMaxAdcStep = 1e30;
 
+// The largest dimension and the most elements per sample a Program's values may have: loading
+// refuses more, and the compiler refuses a model that would need more.
+inline constexpr int64_t kMaxDim = int64_t(1) << 24;
+inline constexpr int64_t kMaxSampleElements = int64_t(1) << 28;
+
 // Shape of every value of a Program, by name. Dimension 0 is the batch and is -1.
 using ValueShapes = std::map<std::string, std::vector<int64_t>>;
 
