@@ -69,6 +69,9 @@ absl::StatusOr<int> QuantBits(const Graph& g, const Node& node) {
   return static_cast<int>(*b);
 }
 
+// Widest input codes a quantized matrix layer takes (a Program stores them as bytes).
+constexpr int kMaxMatrixInputBits = 8;
+
 // Integer codes feeding a quantized matrix layer.
 struct CodesInfo {
   std::string codes;  // value holding X
@@ -314,6 +317,10 @@ absl::Status Lowering::LowerMatrix(const Node& node, ir::Module& m) {
   std::optional<CodesInfo> codes = InputCodes(node.Input(0));
 
   if (weight_quantized && codes.has_value()) {
+    if (codes->bits > kMaxMatrixInputBits) {
+      return Error(node, absl::StrCat("input codes '", codes->codes, "' have ", codes->bits, " bits; a quantized matrix "
+                                      "layer takes at most ", kMaxMatrixInputBits, " (docs/onnx-convention.md 2.1)"));
+    }
     absl::StatusOr<WeightInfo> w = ReadWeight(node, out, k);
     if (!w.ok()) return w.status();
     ir::MatrixOp op;

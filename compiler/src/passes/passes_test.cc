@@ -139,6 +139,19 @@ TEST(MalformedModel, SizesAProgramCannotHoldAreRefusedByName) {
   EXPECT_NE(p.status().message().find("elements per sample"), std::string::npos) << p.status();
 }
 
+TEST(MalformedModel, MatrixInputCodesWiderThanABytesAreRefusedByName) {
+  absl::StatusOr<proto::Program> p = CompileEdited("qonnx_conv.onnx", [](onnx::ModelProto& m) {
+    for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
+      if (t.name() == "qa0_bitwidth" || t.name() == "clip0_hi") t.set_name(t.name() + "_old");
+    }
+    AddFloatInitializer(m, "qa0_bitwidth", {}, 9.0f);
+    AddFloatInitializer(m, "clip0_hi", {}, 511.0f * 0.06666667f);
+  });
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("conv1 (Conv): input codes 'qa0_out:codes' have 9 bits"), std::string::npos)
+      << p.status();
+}
+
 // ---------------------------------------------------------------- lowering (quantizer fusion)
 
 TEST(LowerGraph, QdqWeightsBecomeCodesInOkLayout) {
