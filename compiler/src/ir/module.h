@@ -96,6 +96,7 @@ struct FloatMatrixOp {
   std::vector<double> weight;  // [O][K]
   std::vector<double> bias;    // size O or 0
   std::string reason;          // why it is not a quantized matrix layer
+  bool weight_quantized = false;  // quantized weights, but the input is not codes
   Prediction predicted;
 };
 

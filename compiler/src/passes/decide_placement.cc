@@ -1,4 +1,6 @@
 // DecidePlacement: PIM or digital per matrix layer, with a reason (see passes.h).
+#include <variant>
+
 #include "absl/strings/str_cat.h"
 #include "passes/layer_metadata.h"
 #include "passes/passes.h"
@@ -9,12 +11,22 @@ absl::Status DecidePlacement(ir::Module& module, const PassContext& context) {
   const runtime::ChipSpec& chip = context.target;
   for (ir::Step& step : module.steps) {
     ir::MatrixOp* layer = step.matrix();
-    if (layer == nullptr) continue;
+    const ir::FloatMatrixOp* float_layer = std::get_if<ir::FloatMatrixOp>(&step.op);
+    if (layer == nullptr && float_layer == nullptr) continue;
     const std::string key = LayerKey(step.name, "placement");
     const std::optional<std::string> requested = Lookup(module, key);
     if (requested && *requested != "pim" && *requested != "digital") {
       return absl::InvalidArgumentError(
           absl::StrCat("model metadata '", key, "' = '", *requested, "': not 'pim' or 'digital'"));
+    }
+    if (float_layer != nullptr) {
+      // A float layer runs on the host. Asking for PIM cannot be honoured; --require-pim only
+      // concerns layers with quantized weights.
+      if ((requested && *requested == "pim") || (context.options.require_pim && float_layer->weight_quantized)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(step.name, ": cannot be placed on the chip: ", float_layer->reason));
+      }
+      continue;
     }
     if (requested && *requested == "digital") {
       layer->placement = ir::Placement::kDigital;

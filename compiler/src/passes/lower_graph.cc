@@ -363,6 +363,7 @@ absl::Status Lowering::LowerMatrix(const Node& node, ir::Module& m) {
         }
       }
       op.reason = "input is not quantized unsigned with zero point 0";
+      op.weight_quantized = true;
     } else {
       const Tensor* wt = g_.FindInitializer(node.Input(1));
       if (wt == nullptr) return Error(node, absl::StrCat("weight '", node.Input(1), "' must be a constant"));

@@ -152,6 +152,42 @@ TEST(MalformedModel, MatrixInputCodesWiderThanABytesAreRefusedByName) {
       << p.status();
 }
 
+TEST(MalformedModel, PimRequestedForAHostLayerIsRefused) {
+  CompileOptions require;
+  require.require_pim = true;
+  // conv2's input dequantizer gets a signed zero point: its weights stay quantized, its input is
+  // not codes, so it can only run on the host.
+  auto signed_input = [](onnx::ModelProto& m) {
+    for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
+      if (t.name() == "a1_zp") t.set_name("a1_zp_old");
+    }
+    onnx::TensorProto* zp = m.mutable_graph()->add_initializer();
+    zp->set_name("a1_zp");
+    zp->set_data_type(onnx::TensorProto_DataType_INT8);
+    zp->add_int32_data(0);
+  };
+  absl::StatusOr<proto::Program> relaxed = CompileEdited("qdq_conv.onnx", signed_input);
+  ASSERT_TRUE(relaxed.ok()) << relaxed.status();
+  std::ifstream in(testing::ModelPath("qdq_conv.onnx"), std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(bytes.str()));
+  signed_input(m);
+  absl::StatusOr<proto::Program> p = CompileModel(m.SerializeAsString(), "qdq_conv.onnx", testing::DefaultTarget(), require);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("conv2: cannot be placed on the chip: input is not quantized"), std::string::npos)
+      << p.status();
+  p = CompileEdited("float_layer.onnx", [](onnx::ModelProto& m) {
+    onnx::StringStringEntryProto* e = m.add_metadata_props();
+    e->set_key("pim.layer.conv.placement");
+    e->set_value("pim");
+  });
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("conv: cannot be placed on the chip: float layer (no quantizers)"), std::string::npos)
+      << p.status();
+}
+
 // ---------------------------------------------------------------- lowering (quantizer fusion)
 
 TEST(LowerGraph, QdqWeightsBecomeCodesInOkLayout) {
