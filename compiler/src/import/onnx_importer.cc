@@ -166,6 +166,7 @@ absl::StatusOr<ir::Graph> Convert(const onnx::ModelProto& model, const std::stri
     g.inputs.push_back(std::move(gi));
   }
   for (const onnx::ValueInfoProto& out : graph.output()) g.outputs.push_back(out.name());
+  if (g.outputs.empty()) return absl::InvalidArgumentError(absl::StrCat(origin, ": the graph has no output"));
 
   std::set<std::string> known;
   for (const auto& [name, t] : g.initializers) known.insert(name);

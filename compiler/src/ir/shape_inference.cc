@@ -165,10 +165,16 @@ absl::Status InferShapes(Graph& graph) {
           return Error(node, absl::StrCat("zero point type ", ElemTypeName(type), " (uint8 or int8 expected)"));
         }
       }
-    } else if (op == "DequantizeLinear" || op == "Quant" || op == "Relu" || op == "Clip" || op == "Softmax") {
+    } else if (op == "DequantizeLinear" || op == "Quant" || op == "Relu" || op == "Clip") {
       // Elementwise: shape unchanged.
+    } else if (op == "Softmax") {
+      const int axis = NormalizeAxis(node.IntAttr("axis", -1), rank);
+      if (axis <= 0 || axis >= static_cast<int>(rank)) {
+        return Error(node, absl::StrCat("axis ", node.IntAttr("axis", -1), " out of range (and not the batch)"));
+      }
     } else if (op == "BatchNormalization") {
       if (rank < 2) return Error(node, absl::StrCat("input rank ", rank, " < 2"));
+      if (node.IntAttr("training_mode", 0) != 0) return Error(node, "training_mode 1 is not supported (inference only)");
       if (node.outputs.size() > 1) return Error(node, "training-mode outputs are not supported");
     } else if (op == "Conv") {
       absl::StatusOr<Shape> w = input_shape(1);
@@ -208,6 +214,12 @@ absl::Status InferShapes(Graph& graph) {
     } else if (op == "Add") {
       absl::StatusOr<Shape> b = input_shape(1);
       if (!b.ok()) return b.status();
+      if (b->size() != rank) {
+        // Broadcasting aligns the last dimensions: the batch of the shorter operand would meet a
+        // feature dimension of the other.
+        return Error(node, absl::StrCat("operands ", ShapeString(*x), " and ", ShapeString(*b),
+                                        " differ in rank; both must keep the batch in dimension 0"));
+      }
       absl::StatusOr<Shape> s = Broadcast(node, *x, *b);
       if (!s.ok()) return s.status();
       out = *s;
@@ -248,6 +260,9 @@ absl::Status InferShapes(Graph& graph) {
       }
       if (target[0] != kBatch) {
         return Error(node, absl::StrCat("the first dimension must stay the batch (0 or -1), got ", shape->ints[0]));
+      }
+      if (shape->ints[0] == -1 && std::count(shape->ints.begin() + 1, shape->ints.end(), -1) > 0) {
+        return Error(node, "more than one -1 in the shape");
       }
       int64_t known = 1;
       int infer = -1;

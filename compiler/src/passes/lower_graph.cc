@@ -169,6 +169,7 @@ absl::StatusOr<WeightInfo> Lowering::ReadQdqWeight(const Node& layer, const Node
   if (!dq.Input(2).empty()) {
     const Tensor* zp = g_.FindInitializer(dq.Input(2));
     if (zp == nullptr) return Error(dq, "weight zero point must be a constant");
+    if (!zp->is_integer()) return Error(dq, absl::StrCat("weight zero point is ", ir::ElemTypeName(zp->type), ", int8 expected"));
     for (int64_t z : zp->ints) {
       if (z != 0) return Error(layer, absl::StrCat("weight zero point ", z, " (symmetric weights need 0)"));
     }
@@ -294,6 +295,7 @@ absl::Status Lowering::LowerMatrix(const Node& node, ir::Module& m) {
     k = static_cast<int>((*x)[1]);
   }
   if (static_cast<int64_t>(out) * k > (int64_t{1} << 28)) return Error(node, "weight matrix too large");
+  if (out < 1 || k < 1) return Error(node, absl::StrCat("weight matrix of ", out, " x ", k, " has no elements"));
 
   std::vector<double> bias;
   if (!node.Input(2).empty()) {
@@ -305,6 +307,9 @@ absl::Status Lowering::LowerMatrix(const Node& node, ir::Module& m) {
       bias = *b;
     } else {
       return Error(node, absl::StrCat("bias has ", b->size(), " values, the layer has ", out, " outputs"));
+    }
+    for (size_t o = 0; o < bias.size(); ++o) {
+      if (!std::isfinite(bias[o])) return Error(node, absl::StrCat("bias[", o, "] is ", bias[o]));
     }
   }
 
@@ -444,6 +449,9 @@ absl::Status Lowering::LowerHost(const Node& node, ir::Module& m) {
       absl::StatusOr<double> v = ScalarInput(g_, node, i, i == 1 ? "min" : "max");
       if (!v.ok()) return v.status();
       (i == 1 ? c.lo : c.hi) = *v;
+    }
+    if (std::isnan(c.lo) || std::isnan(c.hi) || c.lo > c.hi) {
+      return Error(node, absl::StrCat("range [", c.lo, ", ", c.hi, "] is empty or not a number"));
     }
     step.op = c;
   } else if (op == "Add") {

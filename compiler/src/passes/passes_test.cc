@@ -188,6 +188,46 @@ TEST(MalformedModel, PimRequestedForAHostLayerIsRefused) {
       << p.status();
 }
 
+TEST(MalformedModel, InvalidNodesGetAnErrorNamingThem) {
+  struct Case {
+    std::string model;
+    std::function<void(onnx::ModelProto&)> edit;
+    std::string message;
+  };
+  auto set_int_attr = [](onnx::NodeProto* n, const std::string& name, int64_t v) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto_AttributeType_INT);
+    a->set_i(v);
+  };
+  auto replace = [](onnx::ModelProto& m, const std::string& name, float value) {
+    for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
+      if (t.name() == name) t.set_name(name + "_old");
+    }
+    AddFloatInitializer(m, name, {}, value);
+  };
+  const Case cases[] = {
+      {"qonnx_conv.onnx", [&](onnx::ModelProto& m) { FindNode(m, "softmax")->mutable_attribute(0)->set_i(0); },
+       "node 'softmax' (Softmax): axis 0 out of range (and not the batch)"},
+      {"qdq_conv.onnx",
+       [&](onnx::ModelProto& m) {
+         for (auto& o : *m.mutable_opset_import()) {
+           if (o.domain().empty()) o.set_version(15);  // training_mode exists from opset 14
+         }
+         set_int_attr(FindNode(m, "bn1"), "training_mode", 1);
+       },
+       "node 'bn1' (BatchNormalization): training_mode 1 is not supported"},
+      {"qdq_conv.onnx", [&](onnx::ModelProto& m) { replace(m, "a0_lo", 2.0f); },
+       "a0_clip (Clip): range [2, 1] is empty or not a number"},
+      {"qdq_conv.onnx", [&](onnx::ModelProto& m) { m.mutable_graph()->clear_output(); }, "the graph has no output"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<proto::Program> p = CompileEdited(c.model, c.edit);
+    ASSERT_FALSE(p.ok()) << c.message;
+    EXPECT_NE(p.status().message().find(c.message), std::string::npos) << p.status();
+  }
+}
+
 // ---------------------------------------------------------------- lowering (quantizer fusion)
 
 TEST(LowerGraph, QdqWeightsBecomeCodesInOkLayout) {
