@@ -40,7 +40,9 @@ absl::StatusOr<std::optional<double>> LookupPositiveDouble(const ir::Module& mod
   std::optional<std::string> v = Lookup(module, key);
   if (!v) return std::optional<double>();
   double out = 0;
-  if (!absl::SimpleAtod(*v, &out) || !std::isfinite(out) || out <= 0) {
+  // Decimal only (strtod would also take hexadecimal "0x10").
+  if (v->find_first_not_of("0123456789.eE+-") != std::string::npos || !absl::SimpleAtod(*v, &out) ||
+      !std::isfinite(out) || out <= 0) {
     return BadValue(key, *v, "not a positive finite number");
   }
   return std::optional<double>(out);

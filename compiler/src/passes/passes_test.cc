@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -226,6 +227,29 @@ TEST(MalformedModel, InvalidNodesGetAnErrorNamingThem) {
     ASSERT_FALSE(p.ok()) << c.message;
     EXPECT_NE(p.status().message().find(c.message), std::string::npos) << p.status();
   }
+}
+
+TEST(MalformedModel, MetadataIsCheckedEvenWhereNoLayerReadsIt) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"pim.scheme", "bogus"}, {"pim.rows", "-5"}, {"pim.adc_bits", "0"}};
+  for (const auto& [key, value] : cases) {
+    absl::StatusOr<proto::Program> p = CompileEdited("float_layer.onnx", [&](onnx::ModelProto& m) {
+      onnx::StringStringEntryProto* e = m.add_metadata_props();
+      e->set_key(key);
+      e->set_value(value);
+    });
+    ASSERT_FALSE(p.ok()) << key;
+    EXPECT_NE(p.status().message().find("model metadata '" + key + "'"), std::string::npos) << p.status();
+  }
+  // Decimal only: strtod alone would read "0x10" as 16.
+  absl::StatusOr<proto::Program> p = CompileEdited("qdq_conv.onnx", [](onnx::ModelProto& m) {
+    onnx::StringStringEntryProto* e = m.add_metadata_props();
+    e->set_key("pim.layer.conv1.adc_step");
+    e->set_value("0x10");
+  });
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("model metadata 'pim.layer.conv1.adc_step' = '0x10'"), std::string::npos)
+      << p.status();
 }
 
 // ---------------------------------------------------------------- lowering (quantizer fusion)

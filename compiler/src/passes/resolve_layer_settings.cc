@@ -35,6 +35,16 @@ absl::Status Resolve(const ir::Module& m, const std::optional<T>& option, const 
 
 absl::Status ResolveLayerSettings(ir::Module& module, const PassContext& context) {
   if (absl::Status s = CheckLayerKeys(module); !s.ok()) return s;
+  // Model-wide settings are checked even where no layer reads them (a flag overrides them, or the
+  // model has no quantized layer): a bad value is a bad file either way.
+  if (absl::StatusOr<std::optional<runtime::Scheme>> s = LookupScheme(module, "pim.scheme"); !s.ok()) return s.status();
+  for (const char* key : {"pim.rows", "pim.adc_bits"}) {
+    absl::StatusOr<std::optional<int>> v = LookupInt(module, key);
+    if (!v.ok()) return v.status();
+    if (v->has_value() && **v < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("model metadata '", key, "' = ", **v, ": must be at least 1"));
+    }
+  }
   const runtime::ChipSpec& chip = context.target;
   for (ir::Step& step : module.steps) {
     ir::MatrixOp* layer = step.matrix();
