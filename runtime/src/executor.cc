@@ -14,6 +14,9 @@
 namespace pim::runtime {
 namespace {
 
+// The most memory one value of a batch may take (batch x elements per sample x 8 bytes).
+constexpr int64_t kMaxValueBytes = int64_t(2) << 30;
+
 using Clock = std::chrono::steady_clock;
 
 ConvParams ConvFromProto(const proto::ConvGeometry& g) {
@@ -444,6 +447,17 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const proto::Program&
   impl->backend = backend;
   impl->options = std::move(options);
   if (absl::Status s = impl->Plan(); !s.ok()) return s;
+  // Every value of a batch is held as doubles; refuse a batch whose largest value alone would not
+  // fit in memory rather than be killed by the system half way through.
+  for (const auto& [name, shape] : impl->shapes) {
+    const int64_t per_sample = Tensor::NumElements({shape.begin() + 1, shape.end()});
+    const int64_t max_batch = std::max<int64_t>(1, kMaxValueBytes / (per_sample * int64_t(sizeof(double))));
+    if (impl->options.batch_size > max_batch) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "value '", name, "' holds ", per_sample, " values per sample: a batch of ", impl->options.batch_size,
+          " needs more than ", kMaxValueBytes >> 30, " GiB for it alone; use a batch of at most ", max_batch));
+    }
+  }
   if (absl::Status s = impl->CheckBackend(); !s.ok()) return s;
   Logger()->debug("planned {} steps, {} load phases, batch size {}", impl->steps.size(), impl->phase_segments.size(),
                   impl->options.batch_size);
