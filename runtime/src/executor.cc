@@ -14,9 +14,6 @@
 namespace pim::runtime {
 namespace {
 
-// The most memory one value of a batch may take (batch x elements per sample x 8 bytes).
-constexpr int64_t kMaxValueBytes = int64_t(2) << 30;
-
 using Clock = std::chrono::steady_clock;
 
 ConvParams ConvFromProto(const proto::ConvGeometry& g) {
@@ -447,17 +444,6 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const proto::Program&
   impl->backend = backend;
   impl->options = std::move(options);
   if (absl::Status s = impl->Plan(); !s.ok()) return s;
-  // Every value of a batch is held as doubles; refuse a batch whose largest value alone would not
-  // fit in memory rather than be killed by the system half way through.
-  for (const auto& [name, shape] : impl->shapes) {
-    const int64_t per_sample = Tensor::NumElements({shape.begin() + 1, shape.end()});
-    const int64_t max_batch = std::max<int64_t>(1, kMaxValueBytes / (per_sample * int64_t(sizeof(double))));
-    if (impl->options.batch_size > max_batch) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "value '", name, "' holds ", per_sample, " values per sample: a batch of ", impl->options.batch_size,
-          " needs more than ", kMaxValueBytes >> 30, " GiB for it alone; use a batch of at most ", max_batch));
-    }
-  }
   if (absl::Status s = impl->CheckBackend(); !s.ok()) return s;
   Logger()->debug("planned {} steps, {} load phases, batch size {}", impl->steps.size(), impl->phase_segments.size(),
                   impl->options.batch_size);
@@ -491,6 +477,20 @@ absl::StatusOr<RunResult> Executor::Run(const std::map<std::string, Tensor>& inp
   for (const auto& [name, t] : inputs) {
     if (!im.shapes.count(name) || std::find(im.input_names.begin(), im.input_names.end(), name) == im.input_names.end()) {
       return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not an input of the model"));
+    }
+  }
+  // Every value of a batch is held as doubles: refuse a batch whose largest value alone would not
+  // fit rather than be killed by the system half way through.
+  const int64_t samples_per_batch = std::min<int64_t>(im.options.batch_size, std::max<int64_t>(n, 1));
+  for (const auto& [name, shape] : im.shapes) {
+    const int64_t bytes_per_sample = Tensor::NumElements({shape.begin() + 1, shape.end()}) * int64_t(sizeof(double));
+    if (samples_per_batch * bytes_per_sample > im.options.max_value_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "value '", name, "' takes ", bytes_per_sample, " bytes per sample: a batch of ", samples_per_batch, " needs more than the ",
+          im.options.max_value_bytes, " bytes one value may take; ",
+          bytes_per_sample > im.options.max_value_bytes
+              ? std::string("even one sample does not fit")
+              : absl::StrCat("use a batch of at most ", im.options.max_value_bytes / bytes_per_sample)));
     }
   }
   RunResult result;

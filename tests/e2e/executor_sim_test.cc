@@ -198,6 +198,22 @@ TEST(ExecutorSim, RefusesInputOfWrongShape) {
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("model input 'input' has shape [2, 1, 5, 6], the model takes [N, 1, 6, 6]"));
 }
 
+TEST(ExecutorSim, RefusesABatchWhoseLargestValueDoesNotFit) {
+  proto::Program p = runtime::testing::SmallCnn();
+  auto backend = Sim(p);
+  runtime::ExecutorOptions options;
+  options.batch_size = 64;
+  options.max_value_bytes = 20000;  // a few samples of this small model's largest value
+  auto ex = runtime::Executor::Create(p, backend.get(), options);
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  // One sample fits; the batch is what the data holds when that is less than the option.
+  EXPECT_TRUE((*ex)->Run({{"input", RandomImages(1, 1)}}).ok());
+  absl::StatusOr<runtime::RunResult> r = (*ex)->Run({{"input", RandomImages(100, 1)}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("a batch of 64 needs more than the 20000 bytes"));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("use a batch of at most"));
+}
+
 TEST(ExecutorSim, RefusesChipTooSmallForTheProgram) {
   proto::Program p = runtime::testing::SmallCnn();
   runtime::ChipSpec small = *runtime::ChipSpecFromProto(p.target());

@@ -190,13 +190,6 @@ TEST_F(PimrunTest, BadDataIsRefusedBeforeTheRun) {
   }
 }
 
-TEST_F(PimrunTest, ABatchTooLargeForMemoryIsRefusedBeforeTheRun) {
-  Result r = Pimrun(model_ + " --input " + dir_ + "/x.npy --batch 1048576");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("values per sample: a batch of 1048576 needs more than 2 GiB for it alone; use a batch "
-                               "of at most "));
-}
-
 TEST_F(PimrunTest, UsageAndDeviceErrors) {
   EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --frobnicate").exit_code, 2);
   EXPECT_EQ(Pimrun(model_).exit_code, 2);

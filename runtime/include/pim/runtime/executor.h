@@ -18,6 +18,9 @@ namespace pim::runtime {
 struct ExecutorOptions {
   // Images per batch. Results do not depend on it (noise is keyed by the global sample index).
   int batch_size = 64;
+  // The most memory one value of a batch may take (samples x elements per sample x 8 bytes); a
+  // larger batch is refused with the batch that fits.
+  int64_t max_value_bytes = int64_t(2) << 30;
   // Keep every value by name, and each matrix layer's accumulator as "<step>:S" ([N, O] or
   // [N, O, OH, OW]), for all samples. Costs memory; meant for golden tests and debugging.
   bool keep_values = false;
