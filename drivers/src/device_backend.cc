@@ -322,6 +322,8 @@ absl::Status DeviceBackend::RunTile(uint32_t tile_id, const runtime::InputBatch&
   }
   const int step = VectorsPerRequest(tile, inputs.input_bits);
   const size_t requests = (size_t(inputs.vectors) + size_t(step) - 1) / size_t(step);
+  const int adc_bits = tile.adc.has_value() ? tile.adc->adc_bits : info_.spec.adc_bits;
+  const bool signed_codes = tile.image.scheme != Scheme::kDifferential;
   return WithRecovery([&] {
     return link_->Transact(
         requests,
@@ -341,7 +343,7 @@ absl::Status DeviceBackend::RunTile(uint32_t tile_id, const runtime::InputBatch&
           const int count = std::min(step, inputs.vectors - m0);
           tensor_bytes_ += response.run_mvm().codes().size();
           return UnpackCodes(response.run_mvm(), tile_id, uint32_t(count), uint32_t(outputs),
-                             uint32_t(conversions),
+                             uint32_t(conversions), adc_bits, signed_codes,
                              codes.subspan(size_t(m0) * per_vector, size_t(count) * per_vector));
         });
   });
@@ -387,8 +389,8 @@ absl::Status DeviceBackend::RunLayer(const runtime::LayerMapping& layer,
           if (absl::Status s = CheckResponse(response, wire::Response::kRunMvm, what); !s.ok()) return s;
           codes.resize(size_t(vectors) * size_t(t.outputs()) * size_t(conversions));
           if (absl::Status s = UnpackCodes(response.run_mvm(), t.id, uint32_t(vectors),
-                                           uint32_t(t.outputs()), uint32_t(conversions),
-                                           absl::MakeSpan(codes));
+                                           uint32_t(t.outputs()), uint32_t(conversions), layer.adc_bits,
+                                           layer.scheme != runtime::Scheme::kDifferential, absl::MakeSpan(codes));
               !s.ok()) {
             return s;
           }

@@ -138,11 +138,12 @@ void DeviceEngine::OnFrame(Frame frame, std::vector<uint8_t>* out) {
     return;  // older than the cache: the host has long had its answer
   }
   if (d > 0) {
+    // Within the window: keep it and ask for the missing one; further ahead: ignored (protocol 3).
     if (d < int64_t(window_)) {
       ++stats_.out_of_order;
       ahead_.emplace(frame.seq, std::move(frame));
+      if (!gap_naked_) SendNak(wire::GAP, out);
     }
-    if (!gap_naked_) SendNak(wire::GAP, out);
     return;
   }
   Execute(frame.seq, frame.payload, out);
@@ -169,8 +170,8 @@ void DeviceEngine::Execute(uint32_t seq, const std::string& payload, std::vector
   std::string bytes = response.SerializeAsString();
   if (bytes.size() + kFrameOverheadBytes > max_frame_bytes_) {
     bytes = Error(wire::TOO_LARGE, absl::StrCat("response of ", bytes.size() + kFrameOverheadBytes,
-                                                " bytes exceeds the ", max_frame_bytes_,
-                                                "-byte frame limit; send fewer vectors"))
+                                                " bytes exceeds the ", max_frame_bytes_, "-byte frame limit",
+                                                request.has_run_mvm() ? "; send fewer vectors" : ""))
                 .SerializeAsString();
   }
   std::vector<uint8_t> frame;
@@ -209,6 +210,7 @@ wire::Response DeviceEngine::Hello(const wire::HelloRequest& hello) {
   if (hello.protocol_version() != wire::PROTOCOL_VERSION_CURRENT) {
     max_frame_bytes_ = kMinFrameBytes;
     window_ = 1;
+    session_ = false;  // a refused handshake opens no session: later requests get NO_SESSION
     return Error(wire::VERSION_MISMATCH,
                  absl::StrCat("host speaks protocol version ", int(hello.protocol_version()),
                               ", device speaks ", int(wire::PROTOCOL_VERSION_CURRENT)));

@@ -129,6 +129,14 @@ absl::StatusOr<wire::HelloResponse> Link::Open() {
     return absl::DataLossError(absl::StrCat(name(), ": device chose a window of ", window,
                                             ", host asked for at most ", options_.window));
   }
+  if (h.protocol_version() != wire::PROTOCOL_VERSION_CURRENT) {
+    return absl::DataLossError(absl::StrCat(name(), ": device answered the handshake with protocol version ",
+                                            int(h.protocol_version()), ", host speaks ",
+                                            int(wire::PROTOCOL_VERSION_CURRENT)));
+  }
+  if (h.session_nonce() == 0) {
+    return absl::DataLossError(absl::StrCat(name(), ": device chose session nonce 0, which is reserved"));
+  }
   if (h.session_nonce() != nonce_) {
     return absl::DataLossError(absl::StrFormat(
         "%s: handshake nonce 0x%08x differs from its frame's 0x%08x", name(), h.session_nonce(), nonce_));
@@ -235,19 +243,24 @@ absl::Status Link::Run(size_t count, const RequestSource& source, const Response
           ++stats_.ignored_frames;
           return;
         }
-        last_heard = now;
         ++stats_.naks;
         wire::Nak nak;
         if (!nak.ParseFromString(frame->payload)) return;
         Pending* p = find(nak.expected_seq());
+        // Only a NAK that moves a request on counts as hearing from the device: one naming
+        // nothing in flight, repeated forever, must not hold the silence timeout off.
         if (p == nullptr || p->answered || p->fast) return;
         if (nak.reason() == wire::GAP) {
+          last_heard = now;
           fast_retransmit(*p, now);
         } else {
           // A damaged frame reached the device; if the request it expects should have arrived
           // by now, that was probably it.
           const absl::Duration one_way = have_rtt_ ? srtt_ : rto_ / 2;
-          if (now - p->last_sent > one_way) fast_retransmit(*p, now);
+          if (now - p->last_sent > one_way) {
+            last_heard = now;
+            fast_retransmit(*p, now);
+          }
         }
         return;
       }

@@ -187,13 +187,29 @@ TEST(DeviceEngine, AnswersGarbageWithNaksAndAWrongVersionWithAnError) {
     ASSERT_TRUE(f.ok());
     frames.push_back(*f);
   });
-  ASSERT_EQ(frames.size(), 3u);  // the refusal, then a NAK for each bad frame
+  // The refusal only: a refused handshake opens no session, and without one bad frames are not
+  // NAKed (docs/protocol.md 3).
+  ASSERT_EQ(frames.size(), 1u);
   wire::Response r;
   ASSERT_TRUE(r.ParseFromString(frames[0].payload));
   EXPECT_EQ(r.error(), wire::VERSION_MISMATCH);
   EXPECT_NE(r.error_message().find("version 7"), std::string::npos);
-  EXPECT_EQ(frames[1].type, FrameType::kNak);
   EXPECT_EQ(engine.stats().bad_frames, 2u);
+  // A request after the refusal, with the nonce the refusal carried, is answered NO_SESSION.
+  wire::Request read;
+  read.mutable_read_counters();
+  in.clear();
+  EncodeFrame(Frame{FrameType::kRequest, 6, frames[0].nonce, read.SerializeAsString()}, &in);
+  out.clear();
+  engine.OnBytes(in, &out);
+  frames.clear();
+  decoder.Feed(out, [&](absl::StatusOr<Frame> f) {
+    ASSERT_TRUE(f.ok());
+    frames.push_back(*f);
+  });
+  ASSERT_EQ(frames.size(), 1u);
+  ASSERT_TRUE(r.ParseFromString(frames[0].payload));
+  EXPECT_EQ(r.error(), wire::NO_SESSION);
 }
 
 }  // namespace

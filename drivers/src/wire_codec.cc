@@ -195,16 +195,18 @@ void PackCodes(absl::Span<const int16_t> codes, int code_bytes, std::string* out
 }
 
 absl::Status UnpackCodes(const wire::RunMvmResponse& r, uint32_t tile_id, uint32_t vectors,
-                         uint32_t outputs, uint32_t conversions, absl::Span<int16_t> codes) {
+                         uint32_t outputs, uint32_t conversions, int adc_bits, bool signed_codes,
+                         absl::Span<int16_t> codes) {
   if (r.tile_id() != tile_id || r.vectors() != vectors || r.outputs() != outputs ||
       r.conversions() != conversions) {
     return absl::InvalidArgumentError(absl::StrCat(
         "run_mvm response is tile ", r.tile_id(), " ", r.vectors(), "x", r.outputs(), "x",
         r.conversions(), ", asked for tile ", tile_id, " ", vectors, "x", outputs, "x", conversions));
   }
-  if (r.code_bytes() != 1 && r.code_bytes() != 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("run_mvm response tile ", tile_id, ": code_bytes = ", r.code_bytes(), ", must be 1 or 2"));
+  if (int(r.code_bytes()) != CodeBytesForAdcBits(adc_bits)) {
+    return absl::InvalidArgumentError(absl::StrCat("run_mvm response tile ", tile_id, ": code_bytes = ", r.code_bytes(),
+                                                   ", a ", adc_bits, "-bit ADC sends ",
+                                                   CodeBytesForAdcBits(adc_bits)));
   }
   const uint64_t n = uint64_t(vectors) * outputs * conversions;
   if (codes.size() != n || r.codes().size() != n * r.code_bytes()) {
@@ -217,6 +219,16 @@ absl::Status UnpackCodes(const wire::RunMvmResponse& r, uint32_t tile_id, uint32
     for (uint64_t i = 0; i < n; ++i) codes[i] = int8_t(src[i]);
   } else {
     for (uint64_t i = 0; i < n; ++i) codes[i] = int16_t(uint16_t(src[2 * i]) | uint16_t(src[2 * i + 1] << 8));
+  }
+  const int lo = signed_codes ? -(1 << (adc_bits - 1)) : 0;
+  const int hi = signed_codes ? (1 << (adc_bits - 1)) - 1 : (1 << adc_bits) - 1;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (codes[i] < lo || codes[i] > hi) {
+      return absl::InvalidArgumentError(absl::StrCat("run_mvm response tile ", tile_id, ": code ", codes[i],
+                                                     " at index ", i, " is outside the ", adc_bits, "-bit ",
+                                                     signed_codes ? "signed" : "unsigned", " range [", lo, ", ",
+                                                     hi, "]"));
+    }
   }
   return absl::OkStatus();
 }

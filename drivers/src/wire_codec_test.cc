@@ -61,8 +61,8 @@ TEST(WireCodec, RejectsInputCountMismatchAndWideCodes) {
 }
 
 TEST(WireCodec, CodesRoundTripInOneAndTwoBytes) {
-  std::vector<int16_t> small = {-64, -1, 0, 1, 63, 127};
-  std::vector<int16_t> wide = {-2048, -1, 0, 255, 2047};
+  std::vector<int16_t> small = {-64, -1, 0, 1, 63};  // 7-bit signed
+  std::vector<int16_t> wide = {-2048, -1, 0, 255, 2047};  // 12-bit signed
   for (const auto& [codes, bytes] : {std::pair{small, 1}, std::pair{wide, 2}}) {
     wire::RunMvmResponse r;
     r.set_tile_id(2);
@@ -72,9 +72,25 @@ TEST(WireCodec, CodesRoundTripInOneAndTwoBytes) {
     r.set_code_bytes(bytes);
     PackCodes(codes, bytes, r.mutable_codes());
     std::vector<int16_t> back(codes.size());
-    ASSERT_TRUE(UnpackCodes(r, 2, 1, uint32_t(codes.size()), 1, absl::MakeSpan(back)).ok());
+    ASSERT_TRUE(UnpackCodes(r, 2, 1, uint32_t(codes.size()), 1, bytes == 1 ? 7 : 12, true, absl::MakeSpan(back)).ok());
     EXPECT_EQ(back, codes);
   }
+}
+
+TEST(WireCodec, CodesOutsideTheAdcRangeOrOfTheWrongWidthAreRefused) {
+  wire::RunMvmResponse r;
+  r.set_tile_id(2);
+  r.set_vectors(1);
+  r.set_outputs(3);
+  r.set_conversions(1);
+  r.set_code_bytes(1);
+  PackCodes(std::vector<int16_t>{0, 7, 127}, 1, r.mutable_codes());
+  std::vector<int16_t> back(3);
+  absl::Status s = UnpackCodes(r, 2, 1, 3, 1, 4, true, absl::MakeSpan(back));
+  EXPECT_EQ(s.message(), "run_mvm response tile 2: code 127 at index 2 is outside the 4-bit signed range [-8, 7]");
+  EXPECT_TRUE(UnpackCodes(r, 2, 1, 3, 1, 7, false, absl::MakeSpan(back)).ok());  // 7-bit unsigned holds 127
+  s = UnpackCodes(r, 2, 1, 3, 1, 12, true, absl::MakeSpan(back));
+  EXPECT_EQ(s.message(), "run_mvm response tile 2: code_bytes = 1, a 12-bit ADC sends 2");
 }
 
 TEST(WireCodec, TileRoundTripAndCodeRangeCheck) {

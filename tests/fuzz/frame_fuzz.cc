@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const uint64_t n = uint64_t(m.vectors()) * m.outputs() * m.conversions();
         if (n <= 4096) {
           std::vector<int16_t> codes(n);
-          (void)UnpackCodes(m, m.tile_id(), m.vectors(), m.outputs(), m.conversions(), absl::MakeSpan(codes));
+          (void)UnpackCodes(m, m.tile_id(), m.vectors(), m.outputs(), m.conversions(), m.code_bytes() == 2 ? 12 : 7,
+                            (m.tile_id() & 1) != 0, absl::MakeSpan(codes));
         }
       }
     });

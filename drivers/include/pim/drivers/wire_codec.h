@@ -41,10 +41,11 @@ absl::Status UnpackInputs(const proto::wire::RunMvmRequest& request, std::vector
 // an int8), else 2 (little-endian int16).
 int CodeBytesForAdcBits(int adc_bits);
 void PackCodes(absl::Span<const int16_t> codes, int code_bytes, std::string* out);
-// Checks shape and size of a RunMvm response against what was asked and unpacks into `codes`
-// ([M][outputs][conversions]).
+// Checks shape and size of a RunMvm response against what was asked (and its code width against
+// the ADC's) and unpacks into `codes` ([M][outputs][conversions]); a code outside the range of an
+// `adc_bits` ADC in that mode (signed [-2^(b-1), 2^(b-1)-1], unsigned [0, 2^b-1]) is an error.
 absl::Status UnpackCodes(const proto::wire::RunMvmResponse& response, uint32_t tile_id,
-                         uint32_t vectors, uint32_t outputs, uint32_t conversions,
-                         absl::Span<int16_t> codes);
+                         uint32_t vectors, uint32_t outputs, uint32_t conversions, int adc_bits,
+                         bool signed_codes, absl::Span<int16_t> codes);
 
 }  // namespace pim::drivers
