@@ -76,14 +76,19 @@ absl::Status DeviceBackend::CheckResponse(const wire::Response& response,
                                           wire::Response::BodyCase want,
                                           const std::string& what) const {
   if (response.error() != wire::OK) {
+    const std::string& code = wire::ErrorCode_Name(response.error());
     return absl::Status(CodeFor(response.error()),
                         absl::StrCat(link_->name(), ": device refused ", what, " (",
-                                     wire::ErrorCode_Name(response.error()), "): ",
-                                     response.error_message()));
+                                     code.empty() ? absl::StrCat("unknown error code ", int(response.error())) : code,
+                                     "): ", response.error_message()));
   }
   if (response.body_case() != want) {
-    return absl::DataLossError(absl::StrCat(link_->name(), ": ", what, " answered with body ",
-                                            int(response.body_case()), ", expected ", int(want)));
+    auto body_name = [](wire::Response::BodyCase c) {
+      const google::protobuf::FieldDescriptor* f = wire::Response::descriptor()->FindFieldByNumber(int(c));
+      return f != nullptr ? f->name() : absl::StrCat("field ", int(c));
+    };
+    return absl::DataLossError(absl::StrCat(link_->name(), ": ", what, " answered with a ",
+                                            body_name(response.body_case()), " body, expected ", body_name(want)));
   }
   return absl::OkStatus();
 }
@@ -342,9 +347,11 @@ absl::Status DeviceBackend::RunTile(uint32_t tile_id, const runtime::InputBatch&
           const int m0 = int(i) * step;
           const int count = std::min(step, inputs.vectors - m0);
           tensor_bytes_ += response.run_mvm().codes().size();
-          return UnpackCodes(response.run_mvm(), tile_id, uint32_t(count), uint32_t(outputs),
-                             uint32_t(conversions), adc_bits, signed_codes,
-                             codes.subspan(size_t(m0) * per_vector, size_t(count) * per_vector));
+          absl::Status u = UnpackCodes(response.run_mvm(), tile_id, uint32_t(count), uint32_t(outputs),
+                                       uint32_t(conversions), adc_bits, signed_codes,
+                                       codes.subspan(size_t(m0) * per_vector, size_t(count) * per_vector));
+          if (!u.ok()) return absl::Status(u.code(), absl::StrCat(link_->name(), ": ", u.message()));
+          return u;
         });
   });
 }
@@ -392,7 +399,7 @@ absl::Status DeviceBackend::RunLayer(const runtime::LayerMapping& layer,
                                            uint32_t(t.outputs()), uint32_t(conversions), layer.adc_bits,
                                            layer.scheme != runtime::Scheme::kDifferential, absl::MakeSpan(codes));
               !s.ok()) {
-            return s;
+            return absl::Status(s.code(), absl::StrCat(link_->name(), ": ", s.message()));
           }
           tensor_bytes_ += response.run_mvm().codes().size();
           runtime::AccumulateTileCodes(layer.scheme, conversions, t, layer.out_channels, c.m_begin,
