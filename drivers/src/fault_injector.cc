@@ -93,7 +93,13 @@ FaultInjector::FaultInjector(const FaultRates& rates, uint64_t seed) : rates_(ra
 void FaultInjector::Feed(absl::Span<const uint8_t> bytes, std::vector<Chunk>* out) {
   for (uint8_t b : bytes) {
     partial_.push_back(b);
-    if (b == 0) Frame(std::exchange(partial_, {}), out);
+    if (b == 0) {
+      Frame(std::exchange(partial_, {}), out);
+    } else if (partial_.size() >= kMaxHeldBytes) {
+      // Longer than any frame: not a frame to damage. Pass it on as it is (the receiver's
+      // decoder discards it) instead of holding an unbounded run.
+      out->push_back(Chunk{std::exchange(partial_, {})});
+    }
   }
 }
 

@@ -27,6 +27,19 @@ TEST(FaultRates, ParsesKindsAndTotals) {
   EXPECT_DOUBLE_EQ(r->truncate, 0.0);
 }
 
+TEST(FaultInjector, ARunLongerThanAnyFrameIsPassedOnNotHeld) {
+  FaultInjector injector(FaultRates{}, 1);
+  std::vector<FaultInjector::Chunk> out;
+  const std::vector<uint8_t> run(FaultInjector::kMaxHeldBytes + 10, 0x55);
+  injector.Feed(run, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].bytes.size(), FaultInjector::kMaxHeldBytes);
+  out.clear();
+  injector.Feed(std::vector<uint8_t>{0x00}, &out);  // the rest ends at the next delimiter
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].bytes.size(), 11u);
+}
+
 TEST(FaultRates, RejectsBadItemsByName) {
   EXPECT_NE(ParseFaultRates("drop=2").status().message().find("drop=2"), std::string::npos);
   EXPECT_NE(ParseFaultRates("melt=0.1").status().message().find("unknown key 'melt'"), std::string::npos);

@@ -70,7 +70,8 @@ int Fail(const absl::Status& s) {
 // One host at a time on an Asio stream (pty master or TCP socket), pumping a VirtualDevice.
 class Server {
  public:
-  Server(asio::io_context& io, emu::VirtualDevice& device) : io_(io), device_(device), timer_(io) {}
+  Server(asio::io_context& io, emu::VirtualDevice& device)
+      : io_(io), device_(device), timer_(io), backoff_(io) {}
 
   // Serves `stream` until it closes (then calls `on_close`). `stream` must outlive that.
   template <typename Stream>
@@ -86,7 +87,7 @@ class Server {
         }
         device_.Receive(absl::MakeConstSpan(rx_.data(), n), absl::Now());
         Pump();
-        read_();
+        ReadWhenDrained();
       });
     };
     write_ = [this, &stream] {
@@ -126,10 +127,27 @@ class Server {
 
   bool failed() const { return failed_; }
 
+  // Reads more from the host only once what the device holds and what waits to be written to the
+  // host are below kMaxBacklogBytes: memory stays bounded whatever a peer sends (docs/protocol.md
+  // 2.4), and a host that stops reading stops being read.
+  void ReadWhenDrained() {
+    if (!write_) return;  // the host is gone
+    if (device_.Backlog() + pending_.size() + sending_.size() <= kMaxBacklogBytes) {
+      read_();
+      return;
+    }
+    backoff_.expires_after(std::chrono::milliseconds(1));
+    backoff_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) ReadWhenDrained();
+    });
+  }
+
  private:
   asio::io_context& io_;
   emu::VirtualDevice& device_;
   asio::steady_timer timer_;
+  asio::steady_timer backoff_;
+  static constexpr size_t kMaxBacklogBytes = size_t(8) << 20;
   std::array<uint8_t, 65536> rx_{};
   std::vector<uint8_t> pending_;
   std::vector<uint8_t> sending_;

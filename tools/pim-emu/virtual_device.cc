@@ -163,6 +163,16 @@ absl::Status VirtualDevice::Advance(absl::Time now, std::vector<uint8_t>* to_hos
   }
 }
 
+size_t VirtualDevice::Backlog() {
+  size_t bytes = 0;
+  for (const Event& e : inbound_) bytes += e.bytes.size();
+  for (const Event& e : outbound_) bytes += e.bytes.size();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Work& w : work_) bytes += w.bytes.size();
+  for (const Done& d : done_) bytes += d.bytes.size();
+  return bytes;
+}
+
 absl::Time VirtualDevice::NextEvent() const {
   absl::Time t = absl::InfiniteFuture();
   if (!inbound_.empty()) t = std::min(t, inbound_.front().at);

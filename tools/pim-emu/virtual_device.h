@@ -64,6 +64,11 @@ class VirtualDevice {
   // When Advance next has something to do (InfiniteFuture when idle).
   absl::Time NextEvent() const;
 
+  // Bytes held inside the device model: on the simulated wire either way and waiting for or
+  // produced by the chip. The server stops reading from the host while this is large, so a peer
+  // that sends faster than the chip consumes (or never reads) cannot grow it without bound.
+  size_t Backlog();
+
   const VirtualDeviceStats& stats() const { return stats_; }
   const drivers::FaultCounts& to_device_faults() const { return in_faults_.counts(); }
   const drivers::FaultCounts& from_device_faults() const { return out_faults_.counts(); }

@@ -53,8 +53,10 @@ class FaultInjector {
   FaultInjector(const FaultRates& rates, uint64_t seed);
 
   // Feeds stream bytes; appends what is to be delivered, in order. Bytes of an incomplete
-  // frame are held until its delimiter arrives.
+  // frame are held until its delimiter arrives, up to kMaxHeldBytes (more than the largest
+  // encoded frame); a longer run is passed on undamaged as it comes.
   void Feed(absl::Span<const uint8_t> bytes, std::vector<Chunk>* out);
+  static constexpr size_t kMaxHeldBytes = size_t(2) << 20;
 
   const FaultCounts& counts() const { return counts_; }
   const FaultRates& rates() const { return rates_; }
