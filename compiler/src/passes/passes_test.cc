@@ -60,14 +60,28 @@ runtime::ChipSpec SmallTarget(int macros, int banks, int rows, int columns) {
 }
 
 // A fixture model changed by `edit`, compiled for the default target.
-absl::StatusOr<proto::Program> CompileEdited(const std::string& model, const std::function<void(onnx::ModelProto&)>& edit) {
+absl::StatusOr<proto::Program> CompileEdited(const std::string& model, const std::function<void(onnx::ModelProto&)>& edit,
+                                             const CompileOptions& options = {}) {
   std::ifstream in(testing::ModelPath(model), std::ios::binary);
   std::stringstream bytes;
   bytes << in.rdbuf();
   onnx::ModelProto m;
   EXPECT_TRUE(m.ParseFromString(bytes.str()));
   edit(m);
-  return CompileModel(m.SerializeAsString(), model, testing::DefaultTarget(), {});
+  return CompileModel(m.SerializeAsString(), model, testing::DefaultTarget(), options);
+}
+
+void AddMetadata(onnx::ModelProto& m, const std::string& key, const std::string& value) {
+  onnx::StringStringEntryProto* e = m.add_metadata_props();
+  e->set_key(key);
+  e->set_value(value);
+}
+
+// Renames initializer `name` out of the way, so a replacement can take its name.
+void RetireInitializer(onnx::ModelProto& m, const std::string& name) {
+  for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
+    if (t.name() == name) t.set_name(name + "_old");
+  }
 }
 
 onnx::NodeProto* FindNode(onnx::ModelProto& m, const std::string& name) {
@@ -142,9 +156,8 @@ TEST(MalformedModel, SizesAProgramCannotHoldAreRefusedByName) {
 
 TEST(MalformedModel, MatrixInputCodesWiderThanABytesAreRefusedByName) {
   absl::StatusOr<proto::Program> p = CompileEdited("qonnx_conv.onnx", [](onnx::ModelProto& m) {
-    for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
-      if (t.name() == "qa0_bitwidth" || t.name() == "clip0_hi") t.set_name(t.name() + "_old");
-    }
+    RetireInitializer(m, "qa0_bitwidth");
+    RetireInitializer(m, "clip0_hi");
     AddFloatInitializer(m, "qa0_bitwidth", {}, 9.0f);
     AddFloatInitializer(m, "clip0_hi", {}, 511.0f * 0.06666667f);
   });
@@ -159,9 +172,7 @@ TEST(MalformedModel, PimRequestedForAHostLayerIsRefused) {
   // conv2's input dequantizer gets a signed zero point: its weights stay quantized, its input is
   // not codes, so it can only run on the host.
   auto signed_input = [](onnx::ModelProto& m) {
-    for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
-      if (t.name() == "a1_zp") t.set_name("a1_zp_old");
-    }
+    RetireInitializer(m, "a1_zp");
     onnx::TensorProto* zp = m.mutable_graph()->add_initializer();
     zp->set_name("a1_zp");
     zp->set_data_type(onnx::TensorProto_DataType_INT8);
@@ -169,21 +180,11 @@ TEST(MalformedModel, PimRequestedForAHostLayerIsRefused) {
   };
   absl::StatusOr<proto::Program> relaxed = CompileEdited("qdq_conv.onnx", signed_input);
   ASSERT_TRUE(relaxed.ok()) << relaxed.status();
-  std::ifstream in(testing::ModelPath("qdq_conv.onnx"), std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  onnx::ModelProto m;
-  ASSERT_TRUE(m.ParseFromString(bytes.str()));
-  signed_input(m);
-  absl::StatusOr<proto::Program> p = CompileModel(m.SerializeAsString(), "qdq_conv.onnx", testing::DefaultTarget(), require);
+  absl::StatusOr<proto::Program> p = CompileEdited("qdq_conv.onnx", signed_input, require);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("conv2: cannot be placed on the chip: input is not quantized"), std::string::npos)
       << p.status();
-  p = CompileEdited("float_layer.onnx", [](onnx::ModelProto& m) {
-    onnx::StringStringEntryProto* e = m.add_metadata_props();
-    e->set_key("pim.layer.conv.placement");
-    e->set_value("pim");
-  });
+  p = CompileEdited("float_layer.onnx", [](onnx::ModelProto& m) { AddMetadata(m, "pim.layer.conv.placement", "pim"); });
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("conv: cannot be placed on the chip: float layer (no quantizers)"), std::string::npos)
       << p.status();
@@ -202,9 +203,7 @@ TEST(MalformedModel, InvalidNodesGetAnErrorNamingThem) {
     a->set_i(v);
   };
   auto replace = [](onnx::ModelProto& m, const std::string& name, float value) {
-    for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
-      if (t.name() == name) t.set_name(name + "_old");
-    }
+    RetireInitializer(m, name);
     AddFloatInitializer(m, name, {}, value);
   };
   const Case cases[] = {
@@ -233,20 +232,14 @@ TEST(MalformedModel, MetadataIsCheckedEvenWhereNoLayerReadsIt) {
   const std::pair<std::string, std::string> cases[] = {
       {"pim.scheme", "bogus"}, {"pim.rows", "-5"}, {"pim.adc_bits", "0"}};
   for (const auto& [key, value] : cases) {
-    absl::StatusOr<proto::Program> p = CompileEdited("float_layer.onnx", [&](onnx::ModelProto& m) {
-      onnx::StringStringEntryProto* e = m.add_metadata_props();
-      e->set_key(key);
-      e->set_value(value);
-    });
+    absl::StatusOr<proto::Program> p =
+        CompileEdited("float_layer.onnx", [&](onnx::ModelProto& m) { AddMetadata(m, key, value); });
     ASSERT_FALSE(p.ok()) << key;
     EXPECT_NE(p.status().message().find("model metadata '" + key + "'"), std::string::npos) << p.status();
   }
   // Decimal only: strtod alone would read "0x10" as 16.
-  absl::StatusOr<proto::Program> p = CompileEdited("qdq_conv.onnx", [](onnx::ModelProto& m) {
-    onnx::StringStringEntryProto* e = m.add_metadata_props();
-    e->set_key("pim.layer.conv1.adc_step");
-    e->set_value("0x10");
-  });
+  absl::StatusOr<proto::Program> p = CompileEdited(
+      "qdq_conv.onnx", [](onnx::ModelProto& m) { AddMetadata(m, "pim.layer.conv1.adc_step", "0x10"); });
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("model metadata 'pim.layer.conv1.adc_step' = '0x10'"), std::string::npos)
       << p.status();
