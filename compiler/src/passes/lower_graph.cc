@@ -181,9 +181,10 @@ absl::StatusOr<WeightInfo> Lowering::ReadQdqWeight(const Node& layer, const Node
   } else {
     int64_t dq_axis = dq.IntAttr("axis", 1);
     if (dq_axis < 0) dq_axis += static_cast<int64_t>(q->dims.size());
-    if (dq_axis != axis || s->numel() != out) {
-      return Error(layer, absl::StrCat("per-channel weight scale (", s->numel(), " values, axis ", dq.IntAttr("axis", 1),
-                                       ") must run along the output axis ", axis, " with ", out, " values"));
+    if (s->dims.size() != 1 || dq_axis != axis || s->numel() != out) {
+      return Error(layer, absl::StrCat("per-channel weight scale (", s->numel(), " values in ", s->dims.size(),
+                                       "-D, axis ", dq.IntAttr("axis", 1), ") must be 1-D along the output axis ", axis,
+                                       " with ", out, " values"));
     }
     w.scale = s->values;
   }
@@ -527,6 +528,12 @@ absl::StatusOr<ir::Module> Lowering::Run() {
         // A QuantizeLinear with a non-zero zero point does not give plain codes.
         const Tensor* qzp = producer->Input(2).empty() ? nullptr : g_.FindInitializer(producer->Input(2));
         if (qzp != nullptr && (qzp->numel() != 1 || qzp->values[0] != 0)) continue;
+        // Convention 2.1: the pair shares one s_x; a different one would silently rescale X.
+        const Tensor* qs = g_.FindInitializer(producer->Input(1));
+        if (qs != nullptr && qs->numel() == 1 && qs->values[0] != c.scale) {
+          return Error(node, absl::StrCat("scale ", c.scale, " differs from the scale ", qs->values[0], " of ",
+                                          Where(*producer), "; an activation's quantize/dequantize pair shares one"));
+        }
         c.bits = *bits;
       }
       codes_[node.outputs[0]] = c;

@@ -220,6 +220,18 @@ TEST(MalformedModel, InvalidNodesGetAnErrorNamingThem) {
       {"qdq_conv.onnx", [&](onnx::ModelProto& m) { replace(m, "a0_lo", 2.0f); },
        "a0_clip (Clip): range [2, 1] is empty or not a number"},
       {"qdq_conv.onnx", [&](onnx::ModelProto& m) { m.mutable_graph()->clear_output(); }, "the graph has no output"},
+      {"qdq_conv.onnx",
+       [&](onnx::ModelProto& m) {
+         AddFloatInitializer(m, "s2", {}, 0.5f);
+         FindNode(m, "a1_dequant")->set_input(1, "s2");
+       },
+       "a1_dequant (DequantizeLinear): scale 0.5 differs from the scale 0.1"},
+      {"qdq_conv.onnx",
+       [&](onnx::ModelProto& m) {
+         RetireInitializer(m, "conv1_ws");
+         AddFloatInitializer(m, "conv1_ws", {4, 1}, 0.02f);
+       },
+       "per-channel weight scale (4 values in 2-D, axis 0) must be 1-D"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<proto::Program> p = CompileEdited(c.model, c.edit);
