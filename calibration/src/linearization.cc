@@ -1,16 +1,11 @@
 #include "pim/calibration/linearization.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
-#include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "pim/runtime/file_bytes.h"
 #include "pim/runtime/sha256.h"
 #include "pim/runtime/tile_accumulation.h"
 
@@ -105,17 +100,9 @@ absl::StatusOr<Linearization> LinearizationFromCalibration(const proto::Calibrat
 }
 
 absl::StatusOr<proto::Calibration> ReadCalibrationFile(const std::string& path, proto::AdcCalibrationRef* ref) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not a calibration file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open calibration file (", std::strerror(errno), ")"));
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string bytes = buffer.str();
+  absl::StatusOr<std::string> read = runtime::ReadFileBytes(path, "calibration file");
+  if (!read.ok()) return read.status();
+  const std::string& bytes = *read;
   proto::Calibration cal;
   if (!cal.ParseFromString(bytes)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a Calibration protobuf (pimcal adc -o writes one)"));

@@ -6,7 +6,6 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "emit/program_emitter.h"
@@ -16,6 +15,7 @@
 #include "import/onnx_importer.h"
 #include "ir/shape_inference.h"
 #include "passes/passes.h"
+#include "pim/runtime/file_bytes.h"
 #include "pim/runtime/program_file.h"
 
 namespace pim::compiler {
@@ -62,15 +62,10 @@ absl::StatusOr<proto::Program> CompileModel(const std::string& onnx_bytes, const
 
 absl::StatusOr<proto::Program> CompileFile(const std::string& path, const runtime::ChipSpec& target,
                                            const CompileOptions& options) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open (", std::strerror(errno), ")"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  absl::StatusOr<std::string> bytes = runtime::ReadFileBytes(path, "model file");
+  if (!bytes.ok()) return bytes.status();
   const std::string name = std::filesystem::path(path).filename().string();
-  absl::StatusOr<proto::Program> program = CompileModel(buffer.str(), name, target, options);
+  absl::StatusOr<proto::Program> program = CompileModel(*bytes, name, target, options);
   if (!program.ok() && name != path) {
     // Errors start with the base name; show the path the user typed instead.
     std::string message(program.status().message());

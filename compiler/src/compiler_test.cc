@@ -62,7 +62,7 @@ TEST(Compiler, ErrorsNameTheFile) {
                                       ": not an ONNX model (the file is truncated or is not an ONNX protobuf)");
   p = CompileFile("/nonexistent/model.onnx", chip, {});
   ASSERT_FALSE(p.ok());
-  EXPECT_EQ(p.status().message(), "/nonexistent/model.onnx: cannot open (No such file or directory)");
+  EXPECT_EQ(p.status().message(), "/nonexistent/model.onnx: cannot open model file (No such file or directory)");
   p = CompileFile(testing::ModelPath("unsupported_op.onnx"), chip, {});
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("node 'weird': unsupported op Sin"), std::string::npos);

@@ -2,7 +2,6 @@
 
 #include <zlib.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -117,15 +116,15 @@ absl::StatusOr<Tensor> ReadInputFile(const std::string& path) {
       return Bad(path, absl::StrCat("dtype '", a->dtype, "', model inputs must be float32 ('<f4')"));
     }
     if (a->shape.empty()) return Bad(path, "a scalar; inputs need a sample dimension");
-    const int64_t per_sample = Tensor::NumElements(a->shape) / std::max<int64_t>(a->shape[0], 1);
-    for (size_t i = 0; i < a->data.size(); ++i) {
-      if (!std::isfinite(a->data[i])) {
-        return Bad(path, absl::StrCat("sample ", int64_t(i) / std::max<int64_t>(per_sample, 1), " holds ", a->data[i],
-                                      " at element ", int64_t(i) % std::max<int64_t>(per_sample, 1),
-                                      "; inputs must be finite"));
+    Tensor t(a->shape, std::move(a->data));
+    const int64_t per_sample = t.sample_size();
+    for (size_t i = 0; i < t.data.size(); ++i) {
+      if (!std::isfinite(t.data[i])) {
+        return Bad(path, absl::StrCat("sample ", int64_t(i) / per_sample, " holds ", t.data[i], " at element ",
+                                      int64_t(i) % per_sample, "; inputs must be finite"));
       }
     }
-    return Tensor(a->shape, std::move(a->data));
+    return t;
   }
   absl::StatusOr<IdxArray> idx = ReadIdx(path);
   if (!idx.ok()) return idx.status();

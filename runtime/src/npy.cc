@@ -15,7 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "file_bytes.h"
+#include "pim/runtime/file_bytes.h"
 
 namespace pim::runtime {
 namespace {

@@ -8,9 +8,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "google/protobuf/stubs/logging.h"
-#include "file_bytes.h"
+#include "pim/runtime/file_bytes.h"
+#include "pim/runtime/tensor.h"
 #include "pim/runtime/backend.h"
 #include "pim/runtime/chip_spec.h"
 
@@ -20,12 +20,6 @@ namespace {
 constexpr size_t kMaxTiles = size_t(1) << 20;
 
 using Shape = std::vector<int64_t>;
-
-std::string ShapeString(const Shape& shape) {
-  std::vector<std::string> dims;
-  for (int64_t d : shape) dims.push_back(d < 0 ? "N" : absl::StrCat(d));
-  return absl::StrCat("[", absl::StrJoin(dims, ", "), "]");
-}
 
 const char* KindName(const proto::Step& step) {
   switch (step.kind_case()) {
@@ -122,20 +116,9 @@ absl::Status Validator::Run() {
 
 absl::Status Validator::CheckShapeSize(const Shape& shape) {
   if (shape.empty() || shape[0] != -1) {
-    return Error("shape ", ShapeString(shape), " must start with the batch dimension -1");
+    return Error("shape ", ShapeToString(shape), " must start with the batch dimension -1");
   }
-  int64_t elements = 1;
-  for (size_t i = 1; i < shape.size(); ++i) {
-    if (shape[i] < 1 || shape[i] > kMaxDim) {
-      return Error("shape ", ShapeString(shape), ": dimension ", i, " is ", shape[i],
-                   ", must be in [1, ", kMaxDim, "]");
-    }
-    elements *= shape[i];
-    if (elements > kMaxSampleElements) {
-      return Error("shape ", ShapeString(shape), " has more than ", kMaxSampleElements,
-                   " elements per sample");
-    }
-  }
+  if (absl::Status s = CheckSampleShape(shape); !s.ok()) return Error(s.message());
   return absl::OkStatus();
 }
 
@@ -201,7 +184,7 @@ absl::Status Validator::CheckStep(int index, const proto::Step& step) {
       break;
     case proto::Step::kBatchNorm: {
       const proto::BatchNormStep& bn = step.batch_norm();
-      if (x.size() < 2) return Error("batch_norm input shape ", ShapeString(x), " has no channel dimension");
+      if (x.size() < 2) return Error("batch_norm input shape ", ShapeToString(x), " has no channel dimension");
       const int64_t c = x[1];
       if (bn.scale_size() != c || bn.bias_size() != c || bn.mean_size() != c || bn.var_size() != c) {
         return Error("batch_norm has ", bn.scale_size(), " scales, ", bn.bias_size(), " biases, ",
@@ -236,7 +219,7 @@ absl::Status Validator::CheckStep(int index, const proto::Step& step) {
       for (size_t i = 1; i < x.size(); ++i) a *= x[i];
       for (size_t i = 1; i < out.size(); ++i) b *= out[i];
       if (a != b) {
-        return Error("reshape from ", ShapeString(x), " to ", ShapeString(out), " changes the element count");
+        return Error("reshape from ", ShapeToString(x), " to ", ShapeToString(out), " changes the element count");
       }
       break;
     }
@@ -244,7 +227,7 @@ absl::Status Validator::CheckStep(int index, const proto::Step& step) {
       const int64_t rank = int64_t(x.size());
       const int64_t axis = step.softmax().axis();
       if (axis < -rank || axis >= rank || axis == 0 || axis == -rank) {
-        return Error("softmax axis ", axis, " is not a non-batch axis of ", ShapeString(x));
+        return Error("softmax axis ", axis, " is not a non-batch axis of ", ShapeToString(x));
       }
       break;
     }
@@ -252,15 +235,15 @@ absl::Status Validator::CheckStep(int index, const proto::Step& step) {
       const int64_t rank = int64_t(x.size());
       int64_t axis = step.concat().axis();
       if (axis < -rank || axis >= rank || axis == 0 || axis == -rank) {
-        return Error("concat axis ", axis, " is not a non-batch axis of ", ShapeString(x));
+        return Error("concat axis ", axis, " is not a non-batch axis of ", ShapeToString(x));
       }
       if (axis < 0) axis += rank;
       for (size_t i = 1; i < in.size(); ++i) {
         bool ok = in[i].size() == x.size();
         for (size_t d = 0; ok && d < x.size(); ++d) ok = int64_t(d) == axis || in[i][d] == x[d];
         if (!ok) {
-          return Error("concat input '", step.inputs(int(i)), "' shape ", ShapeString(in[i]),
-                       " does not match ", ShapeString(x), " outside axis ", axis);
+          return Error("concat input '", step.inputs(int(i)), "' shape ", ShapeToString(in[i]),
+                       " does not match ", ShapeToString(x), " outside axis ", axis);
         }
         out[size_t(axis)] += in[i][size_t(axis)];
       }
@@ -285,12 +268,12 @@ absl::Status Validator::CheckBroadcast(const Shape& a, const Shape& b, Shape* ou
     const int64_t da = i + a.size() >= rank ? a[i + a.size() - rank] : 1;
     const int64_t db = i + b.size() >= rank ? b[i + b.size() - rank] : 1;
     if (da != db && da != 1 && db != 1) {
-      return Error("add shapes ", ShapeString(a), " and ", ShapeString(b), " do not broadcast");
+      return Error("add shapes ", ShapeToString(a), " and ", ShapeToString(b), " do not broadcast");
     }
     (*out)[i] = da == 1 ? db : da;
   }
   if (a.size() != b.size() || (*out)[0] != -1) {
-    return Error("add shapes ", ShapeString(a), " and ", ShapeString(b),
+    return Error("add shapes ", ShapeToString(a), " and ", ShapeToString(b),
                  " must both have the batch dimension first");
   }
   return absl::OkStatus();
@@ -298,7 +281,7 @@ absl::Status Validator::CheckBroadcast(const Shape& a, const Shape& b, Shape* ou
 
 absl::Status Validator::CheckConvOutput(const proto::ConvGeometry& conv, int64_t k, const Shape& in,
                                         int64_t out_channels, Shape* out) {
-  if (in.size() != 4) return Error("conv input shape ", ShapeString(in), " is not [N, C, H, W]");
+  if (in.size() != 4) return Error("conv input shape ", ShapeToString(in), " is not [N, C, H, W]");
   if (in[1] != int64_t(conv.in_channels())) {
     return Error("conv input has ", in[1], " channels, layer expects ", conv.in_channels());
   }
@@ -320,7 +303,7 @@ absl::Status Validator::CheckConvOutput(const proto::ConvGeometry& conv, int64_t
   const int64_t span_h = in[2] + conv.pad_top() + conv.pad_bottom() - eff_h;
   const int64_t span_w = in[3] + conv.pad_left() + conv.pad_right() - eff_w;
   if (span_h < 0 || span_w < 0) {
-    return Error("conv window ", eff_h, "x", eff_w, " is larger than the padded input ", ShapeString(in));
+    return Error("conv window ", eff_h, "x", eff_w, " is larger than the padded input ", ShapeToString(in));
   }
   *out = {-1, out_channels, span_h / conv.stride_h() + 1, span_w / conv.stride_w() + 1};
   return CheckShapeSize(*out);
@@ -362,7 +345,7 @@ absl::Status Validator::CheckMatrix(const proto::Step& step, const Shape& in, Sh
     if (absl::Status s = CheckConvOutput(m.conv(), k, in, o, out); !s.ok()) return s;
   } else {
     if (in.size() != 2 || in[1] != k) {
-      return Error("fully connected input shape ", ShapeString(in), " is not [N, K = ", k, "]");
+      return Error("fully connected input shape ", ShapeToString(in), " is not [N, K = ", k, "]");
     }
     *out = {-1, o};
   }
@@ -475,14 +458,14 @@ absl::Status Validator::CheckFloatMatrix(const proto::FloatMatrixStep& m, const 
   }
   if (m.has_conv()) return CheckConvOutput(m.conv(), k, in, o, out);
   if (in.size() != 2 || in[1] != k) {
-    return Error("fully connected input shape ", ShapeString(in), " is not [N, K = ", k, "]");
+    return Error("fully connected input shape ", ShapeToString(in), " is not [N, K = ", k, "]");
   }
   *out = {-1, o};
   return absl::OkStatus();
 }
 
 absl::Status Validator::CheckPool(const proto::PoolStep& p, const Shape& in, Shape* out) {
-  if (in.size() != 4) return Error("pool input shape ", ShapeString(in), " is not [N, C, H, W]");
+  if (in.size() != 4) return Error("pool input shape ", ShapeToString(in), " is not [N, C, H, W]");
   switch (p.kind()) {
     case proto::PoolStep::GLOBAL_AVERAGE:
       *out = {-1, in[1], 1, 1};
@@ -506,7 +489,7 @@ absl::Status Validator::CheckPool(const proto::PoolStep& p, const Shape& in, Sha
   const int64_t pad1[2] = {p.pad_bottom(), p.pad_right()};
   for (int a = 0; a < 2; ++a) {
     const int64_t span = size[a] + pad0[a] + pad1[a] - kernel[a];
-    if (span < 0) return Error("pool window ", kernel[a], " is larger than the padded input ", ShapeString(in));
+    if (span < 0) return Error("pool window ", kernel[a], " is larger than the padded input ", ShapeToString(in));
     int64_t n = (p.ceil_mode() ? (span + stride[a] - 1) / stride[a] : span / stride[a]) + 1;
     // As ONNX and PyTorch: with ceil_mode the last window must start inside the input or its
     // leading padding.
@@ -593,6 +576,22 @@ absl::Status Validator::CheckBnCalibration() {
 }
 
 }  // namespace
+
+absl::Status CheckSampleShape(const std::vector<int64_t>& shape) {
+  int64_t elements = 1;
+  for (size_t i = 1; i < shape.size(); ++i) {
+    if (shape[i] < 1 || shape[i] > kMaxDim) {
+      return absl::InvalidArgumentError(absl::StrCat("shape ", ShapeToString(shape), ": dimension ", i, " is ",
+                                                     shape[i], ", must be in [1, ", kMaxDim, "]"));
+    }
+    elements *= shape[i];  // <= 2^28 * 2^24 before the check: no overflow
+    if (elements > kMaxSampleElements) {
+      return absl::InvalidArgumentError(absl::StrCat("shape ", ShapeToString(shape), " has more than ",
+                                                     kMaxSampleElements, " elements per sample"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateProgram(const proto::Program& program, const std::string& origin) {
   Validator validator(program, origin);

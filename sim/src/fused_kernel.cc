@@ -24,8 +24,6 @@ using runtime::Scheme;
 // then a float exactly) and codes stay within 12 bits (see IdealAdcCodesAvx2).
 constexpr int64_t kMaxSimdPartialSum = int64_t{1} << 24;
 constexpr int kMaxSimdAdcBits = 12;
-constexpr double kMinStep = runtime::kMinAdcStep;
-constexpr double kMaxStep = runtime::kMaxAdcStep;
 
 int CeilDiv(int a, int b) { return (a + b - 1) / b; }
 
@@ -288,8 +286,8 @@ absl::StatusOr<std::unique_ptr<FusedLayer>> FusedLayer::Create(const runtime::La
   if (layer.reduction < 1) return bad("reduction", layer.reduction, "must be >= 1");
   if (layer.rows < 1) return bad("rows (R)", layer.rows, "must be >= 1");
   if (layer.adc_bits < 1 || layer.adc_bits > 16) return bad("adc_bits", layer.adc_bits, "must be in [1, 16]");
-  if (!(layer.adc_step >= kMinStep && layer.adc_step <= kMaxStep)) {
-    return bad("adc_step", layer.adc_step, absl::StrCat("must be in [", kMinStep, ", ", kMaxStep, "]"));
+  if (!(layer.adc_step >= runtime::kMinAdcStep && layer.adc_step <= runtime::kMaxAdcStep)) {
+    return bad("adc_step", layer.adc_step, absl::StrCat("must be in [", runtime::kMinAdcStep, ", ", runtime::kMaxAdcStep, "]"));
   }
   if (layer.input_bits < 1 || layer.input_bits > 8) return bad("input_bits", layer.input_bits, "must be in [1, 8]");
   const size_t expect = size_t(layer.out_channels) * size_t(layer.reduction);

@@ -145,9 +145,6 @@ absl::StatusOr<ir::Graph> Convert(const onnx::ModelProto& model, const std::stri
       const auto& dim = tt.shape().dim(d);
       if (d == 0) {
         gi.shape.push_back(ir::kBatch);
-      } else if (dim.has_dim_value() && dim.dim_value() > runtime::kMaxDim) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": dimension ", d, " is ", dim.dim_value(), ", above ", runtime::kMaxDim));
       } else if (dim.has_dim_value() && dim.dim_value() > 0) {
         gi.shape.push_back(dim.dim_value());
       } else {
@@ -155,13 +152,8 @@ absl::StatusOr<ir::Graph> Convert(const onnx::ModelProto& model, const std::stri
             where, ": dimension ", d, " is not a positive constant (only the batch dimension may be symbolic)"));
       }
     }
-    int64_t elements = 1;
-    for (size_t d = 1; d < gi.shape.size(); ++d) {
-      if (elements > runtime::kMaxSampleElements / gi.shape[d]) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": more than ", runtime::kMaxSampleElements, " elements per sample"));
-      }
-      elements *= gi.shape[d];
+    if (absl::Status s = runtime::CheckSampleShape(gi.shape); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message()));
     }
     g.inputs.push_back(std::move(gi));
   }

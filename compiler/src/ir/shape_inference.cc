@@ -14,24 +14,6 @@ absl::Status Error(const Node& node, const std::string& message) {
   return absl::InvalidArgumentError(absl::StrCat(Where(node), ": ", message));
 }
 
-// Every dimension but the batch in [1, kMaxDim] and at most kMaxSampleElements per sample, the
-// sizes a Program may hold; checked on every inferred shape, so later products cannot overflow.
-absl::Status CheckSize(const Node& node, const Shape& s) {
-  int64_t elements = 1;
-  for (size_t i = 1; i < s.size(); ++i) {
-    if (s[i] < 1 || s[i] > runtime::kMaxDim) {
-      return Error(node, absl::StrCat("output shape ", ShapeString(s), ": dimension ", i, " outside [1, ",
-                                      runtime::kMaxDim, "]"));
-    }
-    if (elements > runtime::kMaxSampleElements / s[i]) {
-      return Error(node, absl::StrCat("output shape ", ShapeString(s), " has more than ", runtime::kMaxSampleElements,
-                                      " elements per sample"));
-    }
-    elements *= s[i];
-  }
-  return absl::OkStatus();
-}
-
 int64_t Product(const Shape& s, size_t from) {
   int64_t p = 1;
   for (size_t i = from; i < s.size(); ++i) p *= s[i];
@@ -307,7 +289,8 @@ absl::Status InferShapes(Graph& graph) {
     } else {
       return Error(node, "no shape rule for this op");
     }
-    if (absl::Status s = CheckSize(node, out); !s.ok()) return s;
+    // The sizes a Program may hold, on every inferred shape, so later products cannot overflow.
+    if (absl::Status s = runtime::CheckSampleShape(out); !s.ok()) return Error(node, absl::StrCat("output ", s.message()));
     for (size_t i = 0; i < node.outputs.size(); ++i) {
       if (node.outputs[i].empty()) continue;
       graph.shapes[node.outputs[i]] = out;

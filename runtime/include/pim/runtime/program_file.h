@@ -24,6 +24,11 @@ inline constexpr double kMaxAdcStep = 1e30;
 inline constexpr int64_t kMaxDim = int64_t(1) << 24;
 inline constexpr int64_t kMaxSampleElements = int64_t(1) << 28;
 
+// Checks dimensions 1.. of `shape` (dimension 0 is the batch) against kMaxDim and
+// kMaxSampleElements, without overflow. InvalidArgument "shape [N, 3, 99999999]: dimension 2 is
+// 99999999, must be in [1, 16777216]" or "shape ... has more than 268435456 elements per sample".
+absl::Status CheckSampleShape(const std::vector<int64_t>& shape);
+
 // Shape of every value of a Program, by name. Dimension 0 is the batch and is -1.
 using ValueShapes = std::map<std::string, std::vector<int64_t>>;
 
