@@ -45,6 +45,27 @@ int IdealAdcCode(int64_t p, double step, AdcRange range, bool* saturated) {
   return code;
 }
 
+int ColumnCurve::CodeIndex(double index) const {
+  // The number of thresholds <= index (bounds_ is -inf, the nondecreasing thresholds, +inf).
+  // Noise makes every branch on the index a coin flip, so neither way below branches on it: up
+  // to 5 bits a vectorized count of all the thresholds, above that a binary search whose
+  // log2(count + 1) steps are conditional moves.
+  const double* b = bounds_.data();
+  const int count = static_cast<int>(bounds_.size()) - 2;
+  if (count <= kCountedThresholds) {
+    int below = 0;
+    for (int k = 1; k <= count; ++k) below += b[k] <= index;
+    return below;
+  }
+  int i = 0;
+  for (int len = count + 1; len > 1;) {
+    const int half = len / 2;
+    i = b[i + half] <= index ? i + half : i;
+    len -= half;
+  }
+  return i;
+}
+
 int ColumnCurve::Convert(int64_t p, double step, AdcRange range, uint64_t noise_key,
                          bool* saturated) const {
   if (ideal_) return IdealAdcCode(p, step, range, saturated);
@@ -52,17 +73,25 @@ int ColumnCurve::Convert(int64_t p, double step, AdcRange range, uint64_t noise_
   if (noise_sigma_lsb_ > 0) v += noise_sigma_lsb_ * StandardNormal(noise_key);
   const double index = v - range.lo;
   if (saturated != nullptr) *saturated = index < -0.5 || index >= range.levels() - 0.5;
-  // The number i of thresholds <= index (thresholds nondecreasing), i.e. bounds_[i] <= index <
-  // bounds_[i + 1]: start from where the ideal curve {0.5, 1.5, ...} would put it and step to the
-  // exact count. Real curves are within a step of the guess, so one branch-free step each way
-  // almost always lands, and noise-driven mispredictions of a binary search are avoided.
-  const int count = static_cast<int>(bounds_.size()) - 2;
-  int i = static_cast<int>(std::clamp(std::floor(index + 0.5), 0.0, static_cast<double>(count)));
-  const double* b = bounds_.data();
-  i -= b[i] > index;
-  i += b[i + 1] <= index;
-  while (b[i] > index) --i;
-  while (b[i + 1] <= index) ++i;
+  return range.lo + CodeIndex(index);
+}
+
+int ColumnCurve::ConvertWithEstimate(int64_t p, double step, AdcRange range, uint64_t noise_key,
+                                     double normal_estimate, bool* saturated) const {
+  if (ideal_ || noise_sigma_lsb_ == 0) return Convert(p, step, range, noise_key, saturated);
+  // Convert's arithmetic with the estimate. The index differs from Convert's by at most
+  // sigma * kStandardNormalEstimateError plus the rounding of two additions (a few ulps of the
+  // index); where a threshold or a full-scale edge lies within `margin` of it (about one
+  // conversion in 10^9), Convert decides.
+  const double clean = gain_ * (static_cast<double>(p) / step) + offset_lsb_;
+  const double index = clean + noise_sigma_lsb_ * normal_estimate - range.lo;
+  const double margin = 2 * noise_sigma_lsb_ * kStandardNormalEstimateError + 1e-12 * (1.0 + std::abs(index));
+  const int i = CodeIndex(index);
+  const double full_scale = range.levels() - 0.5;
+  const bool clear = bounds_[size_t(i)] <= index - margin && index + margin < bounds_[size_t(i) + 1] &&
+                     std::abs(index + 0.5) > margin && std::abs(index - full_scale) > margin;
+  if (!clear) return Convert(p, step, range, noise_key, saturated);
+  if (saturated != nullptr) *saturated = index < -0.5 || index >= full_scale;
   return range.lo + i;
 }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <random>
 
+#include "pim/sim/noise.h"
+
 namespace pim::sim {
 namespace {
 
@@ -125,14 +127,15 @@ TEST(AdcModel, ExplicitTableReplacesParametersForItsColumn) {
             "profile 'ideal' column (macro 2, column 7) has 3 thresholds; a 3-bit conversion needs 7");
 }
 
-// Convert counts the thresholds at or below the analog index by walking from the ideal curve's
-// guess; it must agree with a plain count for curves far from ideal (wide DNL, equal
-// thresholds, codes squeezed to one end) and indices anywhere, including far off scale.
+// Convert counts the thresholds at or below the analog index (a vectorized count up to 5 bits, a
+// branch-free binary search above); it must agree with a plain count for curves far from ideal
+// (wide DNL, equal thresholds, codes squeezed to one end) and indices anywhere, including far off
+// scale.
 TEST(AdcModel, ConvertCountsThresholdsBelowTheIndex) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<double> unit(0, 1);
-  for (int trial = 0; trial < 200; ++trial) {
-    const int bits = 1 + trial % 5;
+  for (int trial = 0; trial < 240; ++trial) {
+    const int bits = 1 + trial % 8;
     const int count = (1 << bits) - 1;
     ColumnTable t;
     t.macro = 0;
@@ -154,6 +157,52 @@ TEST(AdcModel, ConvertCountsThresholdsBelowTheIndex) {
     EXPECT_EQ(c.Convert(int64_t{1} << 40, 1.0, r, 0, nullptr), count);
     EXPECT_EQ(c.Convert(-(int64_t{1} << 40), 1.0, r, 0, nullptr), 0);
   }
+}
+
+// ConvertWithEstimate must return Convert's code and saturation for any estimate within
+// kStandardNormalEstimateError of the exact deviate, also when the analog value lands exactly on
+// a threshold, where the estimate alone would decide wrongly half the time.
+TEST(AdcModel, ConvertWithEstimateEqualsConvert) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int64_t> sums(-60, 60);  // indices -0.6 .. 16.6 with the noise
+  std::uniform_real_distribution<double> within(-1, 1);
+  const AdcRange r{-8, 7};
+  const double step = 7.0, sigma = 0.4;
+  int edges = 0, fallbacks_needed = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    const uint64_t key = ConversionNoiseKey(5, 0, 0, 0, uint64_t(trial));
+    const int64_t p = sums(rng);
+    const double exact_index = (double(p) / step + sigma * StandardNormal(key)) - r.lo;
+    // Every 4th trial puts a threshold exactly at the analog index Convert computes.
+    ColumnTable t;
+    for (int i = 0; i < 15; ++i) t.thresholds.push_back(i + 0.5);
+    t.noise_sigma_lsb = sigma;
+    const bool on_threshold = trial % 4 == 0 && exact_index > 0 && exact_index < 15;
+    if (on_threshold) {
+      const int i = std::clamp(int(exact_index), 0, 14);
+      t.thresholds[size_t(i)] = exact_index;
+      for (int j = i + 1; j < 15; ++j) t.thresholds[size_t(j)] = std::max(t.thresholds[size_t(j)], exact_index);
+      for (int j = 0; j < i; ++j) t.thresholds[size_t(j)] = std::min(t.thresholds[size_t(j)], exact_index);
+      ++edges;
+    }
+    NonIdealityParams params;
+    params.columns.push_back(t);
+    const ColumnCurve c = *AdcModel(params).Curve(0, 0, 4);
+    bool sat_want = false, sat_got = false;
+    const int want = c.Convert(p, step, r, key, &sat_want);
+    for (double e : {within(rng), 1.0, -1.0}) {
+      const double estimate = StandardNormal(key) + e * kStandardNormalEstimateError;
+      const int got = c.ConvertWithEstimate(p, step, r, key, estimate, &sat_got);
+      ASSERT_EQ(got, want) << "trial " << trial << " estimate off by " << e * kStandardNormalEstimateError;
+      ASSERT_EQ(sat_got, sat_want) << "trial " << trial;
+      // Would the estimate alone have decided otherwise? (It must, sometimes, or the fallback
+      // was never exercised.)
+      const double index = (double(p) / step + sigma * estimate) - r.lo;
+      fallbacks_needed += on_threshold && index < exact_index;
+    }
+  }
+  EXPECT_GT(edges, 1000);
+  EXPECT_GT(fallbacks_needed, 100);
 }
 
 }  // namespace

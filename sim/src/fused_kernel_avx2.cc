@@ -92,16 +92,68 @@ PIM_AVX2_INLINE __m256i TieCheckedAdc(const AdcConsts& k, __m256i p, __m256i& sa
   return _mm256_cvtps_epi32(r);
 }
 
-// Non-ideal codes of 8 partial sums (outputs o0..o0+7 of row group g, conversion column conv).
+// ln x on 4 lanes of positive normal doubles: x = m 2^e with m in [sqrt(1/2), sqrt(2)),
+// ln m = 2 atanh(t), t = (m - 1) / (m + 1), |t| <= 0.1716, by its odd series to t^17 (the next
+// term is below 4e-16 of the result). Relative error a few ulps near x = 1, where ln x is small.
+PIM_AVX2_INLINE __m256d Log4(__m256d x) {
+  const __m256i bits = _mm256_castpd_si256(x);
+  const __m256d two52 = _mm256_set1_pd(0x1.0p52);
+  // The biased exponent (0..2047) as a double: its bits as the low mantissa bits of 2^52.
+  __m256d e = _mm256_sub_pd(
+      _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(bits, 52), _mm256_castpd_si256(two52))), two52);
+  e = _mm256_sub_pd(e, _mm256_set1_pd(1023.0));
+  __m256d m = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi64x(0x000fffffffffffffLL)),
+                                                  _mm256_set1_epi64x(0x3ff0000000000000LL)));
+  const __m256d high = _mm256_cmp_pd(m, _mm256_set1_pd(1.4142135623730951), _CMP_GT_OQ);
+  m = _mm256_blendv_pd(m, _mm256_mul_pd(m, _mm256_set1_pd(0.5)), high);
+  e = _mm256_add_pd(e, _mm256_and_pd(high, _mm256_set1_pd(1.0)));
+  const __m256d one = _mm256_set1_pd(1.0);
+  const __m256d t = _mm256_div_pd(_mm256_sub_pd(m, one), _mm256_add_pd(m, one));
+  const __m256d t2 = _mm256_mul_pd(t, t);
+  __m256d s = _mm256_set1_pd(1.0 / 17);
+  for (int k = 15; k >= 3; k -= 2) s = _mm256_fmadd_pd(s, t2, _mm256_set1_pd(1.0 / k));
+  s = _mm256_mul_pd(s, t2);  // t^2/3 + t^4/5 + ... + t^16/17
+  const __m256d two_t = _mm256_add_pd(t, t);
+  return _mm256_fmadd_pd(e, _mm256_set1_pd(0.6931471805599453), _mm256_fmadd_pd(two_t, s, two_t));
+}
+
+// cos(2 pi u) on 4 lanes, u in [0, 1]: reduced exactly (Sterbenz) to a in [0, 1/4] by
+// cos(2 pi u) = cos(2 pi (1 - u)) and cos(2 pi a) = -cos(2 pi (1/2 - a)); x = 2 pi a in [0, pi/2]
+// by the nested Taylor series 1 - x^2/(1*2) (1 - x^2/(3*4) (...)) through x^22 (the next term is
+// below 1e-19). Absolute error a few ulps of 1.
+PIM_AVX2_INLINE __m256d CosTwoPi4(__m256d u) {
+  const __m256d half = _mm256_set1_pd(0.5);
+  __m256d a = _mm256_blendv_pd(u, _mm256_sub_pd(_mm256_set1_pd(1.0), u), _mm256_cmp_pd(u, half, _CMP_GT_OQ));
+  const __m256d flip = _mm256_cmp_pd(a, _mm256_set1_pd(0.25), _CMP_GT_OQ);
+  a = _mm256_blendv_pd(a, _mm256_sub_pd(half, a), flip);
+  const __m256d x = _mm256_mul_pd(a, _mm256_set1_pd(6.283185307179586));
+  const __m256d x2 = _mm256_mul_pd(x, x);
+  const __m256d one = _mm256_set1_pd(1.0);
+  __m256d c = one;
+  for (int k = 21; k >= 1; k -= 2) {
+    c = _mm256_fnmadd_pd(_mm256_mul_pd(x2, _mm256_set1_pd(1.0 / (k * (k + 1)))), c, one);
+  }
+  return _mm256_xor_pd(c, _mm256_and_pd(flip, _mm256_set1_pd(-0.0)));
+}
+
+// Non-ideal codes of 8 partial sums (outputs o0..o0+7 of row group g, conversion column conv):
+// the 8 noise deviates are estimated together (Box-Muller on StandardNormal's uniforms through
+// Log4 and CosTwoPi4), each conversion then decided by ConvertWithEstimate, which equals the
+// scalar path's NonIdealCode for every lane.
 PIM_AVX2_INLINE __m256i NonIdealAdc(const Packed& L, __m256i p, int g, int o0, int conv, int plane,
                                     uint64_t sample, int64_t* sat) {
   alignas(32) int32_t pv[8];
   alignas(32) int32_t cv[8] = {};
+  alignas(32) uint64_t keys[8];
+  alignas(32) double estimate[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(pv), p);
   const int n = std::min(8, L.out_channels - o0);
+  for (int i = 0; i < 8; ++i) keys[i] = SampleNoiseKey(L.Port(g, o0 + std::min(i, n - 1), conv).noise_keys[plane], sample);
+  StandardNormalEstimates8(keys, estimate);
   for (int i = 0; i < n; ++i) {
     bool s = false;
-    cv[i] = NonIdealCode(L, pv[i], g, o0 + i, conv, plane, sample, &s);
+    const AdcPort& port = L.Port(g, o0 + i, conv);
+    cv[i] = port.curve->ConvertWithEstimate(pv[i], L.step, L.range, keys[i], estimate[i], &s);
     *sat += s;
   }
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(cv));
@@ -243,6 +295,18 @@ struct Avx2 {
 };
 
 }  // namespace
+
+PIM_AVX2 void StandardNormalEstimates8(const uint64_t keys[8], double out[8]) {
+  alignas(32) double u1[8], u2[8];
+  for (int i = 0; i < 8; ++i) {
+    u1[i] = NormalRadiusUniform(keys[i]);
+    u2[i] = NormalAngleUniform(keys[i]);
+  }
+  for (int h = 0; h < 8; h += 4) {
+    const __m256d r = _mm256_sqrt_pd(_mm256_mul_pd(_mm256_set1_pd(-2.0), Log4(_mm256_load_pd(u1 + h))));
+    _mm256_storeu_pd(out + h, _mm256_mul_pd(r, CosTwoPi4(_mm256_load_pd(u2 + h))));
+  }
+}
 
 void RunAvx2Block(const KernelCall& call, int v_begin, int v_end, int b_begin, int b_end,
                   int64_t* saturations) {

@@ -111,6 +111,11 @@ bool FloatAdcIsExact(double step, AdcRange range, int64_t bound);
 inline int NonIdealCode(const FusedLayer::Packed& L, int64_t p, int g, int o, int conv,
                         int plane, uint64_t sample, bool* saturated);
 
+// StandardNormal(keys[i]) (noise.h) for 8 keys, each within kStandardNormalEstimateError (about
+// 1e-13): Box-Muller on the same uniforms with polynomial log and cos on AVX2
+// (fused_kernel_avx2.cc). Only on CPUs with AVX2 and FMA.
+void StandardNormalEstimates8(const uint64_t keys[8], double out[8]);
+
 void RunScalarRows(const FusedLayer::Packed& L, const runtime::InputBatch& in, int m_begin,
                    int m_end, int32_t* sums, int64_t* saturations);
 void RunAvx2Block(const KernelCall& call, int v_begin, int v_end, int b_begin, int b_end,

@@ -61,6 +61,12 @@ class ColumnCurve {
   // number of thresholds <= v - lo. An ideal column returns IdealAdcCode exactly.
   // `saturated` is set when v lies outside the converter's full scale [lo - 0.5, hi + 0.5).
   int Convert(int64_t p, double step, AdcRange range, uint64_t noise_key, bool* saturated) const;
+  // Convert with the noise deviate given: `normal_estimate` must lie within
+  // kStandardNormalEstimateError (noise.h) of StandardNormal(noise_key). Where that error could
+  // change the code or the saturation flag, StandardNormal decides, so the result always equals
+  // Convert's; it only saves drawing the exact deviate (the SIMD kernels estimate 4 at a time).
+  int ConvertWithEstimate(int64_t p, double step, AdcRange range, uint64_t noise_key,
+                          double normal_estimate, bool* saturated) const;
 
   bool ideal() const { return ideal_; }
   double noise_sigma_lsb() const { return noise_sigma_lsb_; }
@@ -80,6 +86,9 @@ class ColumnCurve {
   // -inf, the thresholds, +inf: Convert's walk needs no range tests. Empty when ideal.
   std::vector<double> bounds_;
   void SetThresholds(absl::Span<const double> thresholds);
+  // The number of thresholds <= index (the code index of an analog index).
+  int CodeIndex(double index) const;
+  static constexpr int kCountedThresholds = 31;  // up to 5-bit ADCs: counted, not searched
 };
 
 // The ADCs of a whole chip under one non-ideality profile. Per-column gain, offset and threshold

@@ -36,11 +36,24 @@ constexpr uint64_t ConversionNoiseKey(uint64_t seed, uint32_t tile_id, uint32_t 
   return SampleNoiseKey(ColumnNoiseKey(seed, tile_id, column, plane), sample);
 }
 
-// A uniform double in (0, 1) from a key (52 random bits, never 0 or 1).
-double UniformOpen01(uint64_t key);
+// A uniform double in (0, 1) from a key (52 random bits, never 0 or 1): values in
+// [2^-53, 1 - 2^-53], all exact doubles.
+constexpr double UniformOpen01(uint64_t key) {
+  return (static_cast<double>(key >> 12) + 0.5) * 0x1.0p-52;
+}
 
-// A standard normal deviate from a key (Box-Muller on two derived uniforms). Deterministic for
-// a given key on a given libm; every backend in one build calls this same function.
+// The two uniforms of StandardNormal's Box-Muller draw.
+constexpr double NormalRadiusUniform(uint64_t key) { return UniformOpen01(Mix64(key ^ 0x243f6a8885a308d3ULL)); }
+constexpr double NormalAngleUniform(uint64_t key) { return UniformOpen01(Mix64(key ^ 0x13198a2e03707344ULL)); }
+
+// A standard normal deviate from a key: sqrt(-2 ln u1) cos(2 pi u2) (Box-Muller) with libm's log
+// and cos. This is the definition of the simulator's noise; deterministic for a given key on a
+// given libm, and every backend in one build calls this same function.
 double StandardNormal(uint64_t key);
+
+// How far an estimate of StandardNormal(key) may be from it for ColumnCurve::ConvertWithEstimate
+// to return exactly what the definition would. The AVX2 kernel's polynomial log and cos
+// (fused_kernel_avx2.cc) stay within about 1e-13; the kernel test checks 1e-12 on millions of keys.
+inline constexpr double kStandardNormalEstimateError = 1e-10;
 
 }  // namespace pim::sim
