@@ -196,7 +196,10 @@ TEST_F(PimrunTest, UsageAndDeviceErrors) {
   EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --batch 0").exit_code, 2);
   Result usage = Pimrun(model_ + " --input " + dir_ + "/x.npy --limit -1");
   EXPECT_EQ(usage.exit_code, 2);
-  EXPECT_THAT(usage.err, HasSubstr("--limit: Value -1 not in range 1 to 1099511627776"));
+  EXPECT_THAT(usage.err, HasSubstr("--limit: must be an integer in [1, 1099511627776], got '-1'"));
+  usage = Pimrun(model_ + " --input " + dir_ + "/x.npy --limit 12x");
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_THAT(usage.err, HasSubstr("--limit: must be an integer in [1, 1099511627776], got '12x'"));
   EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --limit 0").exit_code, 2);
   EXPECT_EQ(Pimrun(model_ + " --input " + dir_ + "/x.npy --output ''").exit_code, 2);
   Result r = Pimrun(model_ + " --input " + dir_ + "/x.npy --device pcie:3");

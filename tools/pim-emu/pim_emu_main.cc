@@ -315,8 +315,8 @@ int main(int argc, char** argv) {
   app.add_option("--faults-out", o.faults_out, "fault rates on frames to the host (overrides --faults)");
   app.add_option("--fault-seed", o.fault_seed, "seed of the fault injector")->check(cli::kNonNegativeInteger);
   app.add_option("--serial", o.serial, "serial number the handshake reports");
-  app.add_option("--max-frame", o.max_frame, "largest frame the device accepts")->check(CLI::Range(256u, 1u << 20));
-  app.add_option("--window", o.window, "requests the device buffers and caches")->check(CLI::Range(1u, 1024u));
+  app.add_option("--max-frame", o.max_frame, "largest frame the device accepts")->check(cli::IntegerRange(256, 1 << 20));
+  app.add_option("--window", o.window, "requests the device buffers and caches")->check(cli::IntegerRange(1, 1024));
   app.add_flag("--exit-on-disconnect", o.exit_on_disconnect, "with --listen: exit when the host disconnects");
   bool exit_with_parent = false;
   app.add_flag("--exit-with-parent", exit_with_parent,

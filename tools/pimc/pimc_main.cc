@@ -103,9 +103,9 @@ int Main(int argc, char** argv) {
       ->check(pim::cli::kNonEmpty);
   compile->add_option("--scheme", ca.scheme, "native, differential or bit_serial (overrides the model)")
       ->check(CLI::IsMember({"native", "differential", "bit_serial"}));
-  compile->add_option("--adc-bits", ca.adc_bits, "ADC resolution b (overrides the model)")->check(CLI::Range(1, 32));
+  compile->add_option("--adc-bits", ca.adc_bits, "ADC resolution b (overrides the model)")->check(pim::cli::IntegerRange(1, 32));
   compile->add_option("--rows", ca.rows, "rows R summed per analog MAC (overrides the model)")
-      ->check(CLI::Range(1, 1 << 20));
+      ->check(pim::cli::IntegerRange(1, 1 << 20));
   compile->add_option("--adc-step", ca.adc_step, "ADC step Delta for every PIM layer (rule: override)")
       ->check(pim::cli::FiniteRange(pim::runtime::kMinAdcStep, pim::runtime::kMaxAdcStep));
   compile->add_flag("--require-pim", ca.require_pim, "fail if a quantized layer cannot be placed on the chip");

@@ -27,12 +27,14 @@ expect 2 "unknown command 'calibrate'" calibrate
 expect 2 "--macros lists 0 twice" adc -o "$tmp/x.pb" --macros 0,0
 expect 2 "--adc-bits lists 4 twice" adc -o "$tmp/x.pb" --adc-bits 4,4
 expect 2 "--modes lists signed twice" adc -o "$tmp/x.pb" --modes signed,signed
-expect 2 "--macros: must not be empty" adc -o "$tmp/x.pb" --macros ""
+expect 2 "--macros: must be an integer in [0, 1048576], got ''" adc -o "$tmp/x.pb" --macros ""
+expect 2 "--macros: must be an integer in [0, 1048576], got 'x'" adc -o "$tmp/x.pb" --macros 0,x
 expect 2 "is the --output file" adc -o "$tmp/same.pb" --report "$tmp/./same.pb"
 expect 2 "do not also give --adc-bits or --modes" adc -o "$tmp/x.pb" --program "$tmp/p.pimb" --modes signed
 expect 1 "--output $tmp/no/x.pb: directory '$tmp/no' does not exist" adc -o "$tmp/no/x.pb"
 expect 1 "--report $tmp/no/r.html: directory '$tmp/no' does not exist" adc -o "$tmp/x.pb" --report "$tmp/no/r.html"
-expect 2 "--repeats: Value 1 not in range 2 to 4096" adc -o "$tmp/x.pb" --repeats 1
+expect 2 "--repeats: must be an integer in [2, 4096], got '1'" adc -o "$tmp/x.pb" --repeats 1
+expect 2 "--repeats: must be an integer in [2, 4096], got '3.5'" adc -o "$tmp/x.pb" --repeats 3.5
 [ ! -e "$tmp/x.pb" ] || fail "a refused sweep must write nothing"
 echo program > "$tmp/p.pimb"
 expect 2 "is the --program file" adc -o "$tmp/p.pimb" --program "$tmp/p.pimb"

@@ -328,18 +328,18 @@ int main(int argc, char** argv) {
       ->required()
       ->check(cli::kNonEmpty);
   adc_cmd->add_option("--repeats,-r", adc.repeats, "conversions per input point (2 or more: the noise is measured from their spread)")
-      ->check(CLI::Range(2, 4096))->capture_default_str();
+      ->check(cli::IntegerRange(2, 4096))->capture_default_str();
   adc_cmd->add_option("--report", adc.report, "also write a self-contained HTML report")->check(cli::kNonEmpty);
   CLI::Option* adc_bits = adc_cmd->add_option("--adc-bits", adc.adc_bits, "resolutions to measure (default: the chip's ADC bits)")
                               ->delimiter(',')
-                              ->check(cli::kNonEmpty);
-  adc_cmd->add_option("--macros", adc.macros, "macros to measure (default: all)")->delimiter(',')->check(cli::kNonEmpty);
+                              ->check(cli::IntegerRange(1, 32));
+  adc_cmd->add_option("--macros", adc.macros, "macros to measure (default: all)")->delimiter(',')->check(cli::IntegerRange(0, 1 << 20));
   CLI::Option* modes = adc_cmd->add_option("--modes", adc.modes, "signed (native, bit_serial) and/or unsigned (differential)")
                            ->capture_default_str()
                            ->check(cli::kNonEmpty);
   adc_cmd->add_option("--program", adc.program, "measure only the ADC resolutions and modes this Program (.pimb) uses")
       ->check(cli::kNonEmpty);
-  adc_cmd->add_option("--step-settings", adc.step_settings, "interleaved ADC step settings")->check(CLI::Range(1, 16))->capture_default_str();
+  adc_cmd->add_option("--step-settings", adc.step_settings, "interleaved ADC step settings")->check(cli::IntegerRange(1, 16))->capture_default_str();
   BnArgs bn;
   CLI::App* bn_cmd = app.add_subcommand("bn", "re-estimate every BatchNormalization on the chip; write a new Program");
   bn_cmd->add_option("model", bn.model, "compiled Program (.pimb)")->required();
@@ -347,13 +347,13 @@ int main(int argc, char** argv) {
   bn_cmd->add_option("--data", bn.data, "calibration images (IDX, .gz or plain, or float32 .npy)")
       ->capture_default_str()
       ->check(cli::kNonEmpty);
-  bn_cmd->add_option("--samples,-n", bn.samples, "calibration images used (the first N)")->check(CLI::Range(int64_t(1), int64_t(1) << 30))->capture_default_str();
+  bn_cmd->add_option("--samples,-n", bn.samples, "calibration images used (the first N)")->check(cli::IntegerRange(1, int64_t{1} << 30))->capture_default_str();
   bn_cmd->add_option("--output,-o", bn.output, "Program to write")->required()->check(cli::kNonEmpty);
   bn_cmd->add_option("--calibration", bn.calibration,
                      "measure through codes linearized with this calibration file (pimcal adc -o FILE); "
                      "run the result with pimrun --calibration FILE")
       ->check(CLI::ExistingFile);
-  bn_cmd->add_option("--batch,-b", bn.batch, "images per batch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  bn_cmd->add_option("--batch,-b", bn.batch, "images per batch")->check(cli::IntegerRange(1, 1 << 20))->capture_default_str();
   bool verbose = false;
   app.add_flag("--verbose,-v", verbose, "log details to stderr");
   if (const std::string word = cli::UnknownSubcommand(app, argc, argv); !word.empty()) {

@@ -460,9 +460,9 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-calibration-mismatch", o.allow_calibration_mismatch,
                "run a BN-calibrated Program even when --calibration differs from the file its statistics were "
                "measured through (pimcal bn --calibration), with a warning");
-  app.add_option("--batch,-b", o.batch, "samples per batch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  app.add_option("--batch,-b", o.batch, "samples per batch")->check(cli::IntegerRange(1, 1 << 20))->capture_default_str();
   app.add_option("--limit,-n", o.limit, "run only the first N samples (at most N; the summary prints how many ran)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+      ->check(cli::IntegerRange(1, int64_t{1} << 40));
   app.add_flag("--json", o.json, "machine-readable result on stdout");
   app.add_flag("--profile", o.profile, "per-step time and device counters");
   app.add_flag("--list-devices", o.list_devices, "list attached devices and exit");

@@ -3,6 +3,7 @@
 // Option checks the command-line tools share. Each returns CLI11's usage error (exit 2) naming
 // the option and the value, e.g. "--latency-ms: must be a finite number in [0, 10000], got 'nan'".
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -33,6 +34,22 @@ inline CLI::Validator FiniteRange(double lo, double hi) {
         return "";
       },
       "", "finite range");
+}
+
+// An integer in [lo, hi] written in decimal digits (an optional leading '-'); CLI::Range would call
+// "12x" or "abc" out of range.
+inline CLI::Validator IntegerRange(long long lo, long long hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        const std::string in = "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" +
+                               text + "'";
+        const size_t digits = text.size() > 0 && text[0] == '-' ? 1 : 0;
+        if (text.size() == digits || text.find_first_not_of("0123456789", digits) != std::string::npos) return in;
+        errno = 0;
+        const long long v = std::strtoll(text.c_str(), nullptr, 10);
+        return errno == ERANGE || v < lo || v > hi ? in : "";
+      },
+      "", "integer range");
 }
 
 // An integer >= 0 written in decimal digits only ("-1" would wrap around in an unsigned option).
