@@ -219,6 +219,16 @@ absl::StatusOr<ir::Graph> Convert(const onnx::ModelProto& model, const std::stri
       return absl::InvalidArgumentError(absl::StrCat(origin, ": graph output '", out, "' is never produced"));
     }
   }
+  // An input nothing reads would still be an input of the Program, which pimrun and pimcal
+  // then refuse (they feed one); say so here, where it can be fixed.
+  std::set<std::string> read(g.outputs.begin(), g.outputs.end());
+  for (const ir::Node& n : g.nodes) read.insert(n.inputs.begin(), n.inputs.end());
+  for (const ir::GraphInput& in : g.inputs) {
+    if (!read.count(in.name)) {
+      return absl::InvalidArgumentError(absl::StrCat(origin, ": graph input '", in.name,
+                                                     "' is not read by any node (remove it from the model)"));
+    }
+  }
   g.BuildIndex();
   return g;
 }

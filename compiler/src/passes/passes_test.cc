@@ -118,6 +118,16 @@ TEST(MalformedModel, HostStepOnAConstantIsAnErrorNamingTheNode) {
   }
 }
 
+TEST(MalformedModel, UnreadGraphInputIsAnError) {
+  absl::StatusOr<proto::Program> p = CompileEdited("qonnx_conv.onnx", [](onnx::ModelProto& m) {
+    onnx::ValueInfoProto* extra = m.mutable_graph()->add_input();
+    *extra = m.graph().input(0);
+    extra->set_name("mask");
+  });
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("graph input 'mask' is not read by any node"), std::string::npos) << p.status();
+}
+
 TEST(MalformedModel, NodeWithoutOutputIsAnError) {
   absl::StatusOr<proto::Program> p = CompileEdited("qonnx_conv.onnx", [](onnx::ModelProto& m) {
     FindNode(m, "qa1")->clear_output();
