@@ -270,16 +270,15 @@ class Reference:
             bits = int(self._const(n.input[3], n, "bitwidth").reshape(()))
             if np.any(zp != 0):
                 raise ModelError(f"{layer.name}: weight zero point must be 0 (symmetric)")
-            if s.size > 1:
-                sb = np.broadcast_to(s, w.shape)
-                per = np.moveaxis(sb, out_axis, 0).reshape(w.shape[out_axis], -1)
-                if s.ndim != w.ndim or np.any(per != per[:, :1]):
-                    raise ModelError(f"{layer.name}: weight scale of shape {s.shape}: only "
-                                     f"per-tensor or per-output-channel (axis {out_axis}) "
-                                     "scales are supported")
-                s_vec = per[:, 0]
-            else:
-                s_vec = s.reshape(-1)
+            # The scale broadcasts against W (numpy rules, aligned from the right) and may vary
+            # only along the output axis: [O, 1, 1, 1] on a Conv, [N] or [1, N] on a [K, N] MatMul.
+            lead = w.ndim - s.ndim
+            if s.size > 1 and (lead < 0 or any(d != 1 and (lead + i != out_axis or d != w.shape[out_axis])
+                                               for i, d in enumerate(s.shape))):
+                raise ModelError(f"{layer.name}: weight scale of shape {s.shape}: only "
+                                 f"per-tensor or per-output-channel (axis {out_axis}) "
+                                 "scales are supported")
+            s_vec = s.reshape(-1)
             hi = 2 ** (bits - 1) - 1
             layer.Q = np.clip(np.rint(w / s), -hi, hi).astype(np.int64)
             layer.s_w_raw = s_vec

@@ -161,6 +161,28 @@ def test_error_unnamed_node():
         reference.Reference(m)
 
 
+@pytest.mark.parametrize("op,trans_b", [("MatMul", 0), ("Gemm", 0)])
+def test_qonnx_weight_scale_of_lower_rank_broadcasts_per_output_channel(op, trans_b):
+    """A [N] weight scale on a [K, N] weight is per output channel by numpy broadcasting, as pimc
+    reads it; a scale that varies along another axis is refused."""
+    rng = np.random.default_rng(4)
+    K, O = 9, 5
+    Q = rng.integers(-7, 8, (K, O))
+    s_w = rng.uniform(0.01, 0.05, O).astype(np.float32)
+    x = rng.uniform(0, 1, (2, K)).astype(np.float32)
+    m = quantized_layer_model(op, "qonnx", Q, s_w, 0.1, 4, x.shape, trans_b=trans_b)
+    want = reference.Reference(m).run(x)
+    for t in m.graph.initializer:
+        if t.name == "sw":
+            t.CopyFrom(numpy_helper.from_array(s_w, "sw"))  # [1, O] -> [O]
+    np.testing.assert_array_equal(reference.Reference(m).run(x), want)
+    for t in m.graph.initializer:
+        if t.name == "sw":
+            t.CopyFrom(numpy_helper.from_array(np.full((K, 1), 0.03, np.float32), "sw"))  # along K
+    with pytest.raises(reference.ModelError, match=r"weight scale of shape \(9, 1\): only per-tensor"):
+        reference.Reference(m)
+
+
 def test_error_weight_code_minus_128():
     Q = np.array([[-128, 1]], np.int8)
     m = quantized_layer_model("Gemm", "qdq", Q, 1.0, 0.1, 4, (1, 2))
