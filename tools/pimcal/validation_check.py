@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The BN calibration check (docs/calibration.md 4) on a validation slice of the test set, for
 choosing a training recipe without looking at the images the check is reported on
-(robustness_table.py: the first 2000 for the check, the first 500 for the table). Default slice:
+(robustness_table.py: the first 8000 for the check, the first 500 for the table). Default slice:
 test images 8000-9999.
 
 For each model: the ideal chip as compiled and after `pimcal bn`, and 'typical' after `pimcal bn`
@@ -27,6 +27,7 @@ import data  # noqa: E402  (tools/qat/data.py)
 import robustness_table as rt  # noqa: E402
 
 IMAGES = 10000
+CHECK_IMAGES = rt.CLAIM_IMAGES  # the check is reported on test images [0, CHECK_IMAGES)
 
 
 def write_slice(directory, first, count, work):
@@ -73,8 +74,9 @@ def main():
         ap.error(f"--bn-samples {args.bn_samples}: must be positive")
     if args.bn_chip and not os.path.isfile(args.bn_chip):
         ap.error(f"--bn-chip {args.bn_chip}: no such file")
-    if args.first < 2000:
-        print("note: the slice overlaps the first 2000 test images, which the check is reported on", file=sys.stderr)
+    if args.first < CHECK_IMAGES:
+        print(f"note: the slice overlaps the first {CHECK_IMAGES} test images, which the check is reported on",
+              file=sys.stderr)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
