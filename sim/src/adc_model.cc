@@ -78,14 +78,16 @@ int ColumnCurve::Convert(int64_t p, double step, AdcRange range, uint64_t noise_
 
 int ColumnCurve::ConvertWithEstimate(int64_t p, double step, AdcRange range, uint64_t noise_key,
                                      double normal_estimate, bool* saturated) const {
-  if (ideal_ || noise_sigma_lsb_ == 0) return Convert(p, step, range, noise_key, saturated);
-  // Convert's arithmetic with the estimate. The index differs from Convert's by at most
-  // sigma * kStandardNormalEstimateError plus the rounding of two additions (a few ulps of the
-  // index); where a threshold or a full-scale edge lies within `margin` of it (about one
-  // conversion in 10^9), Convert decides.
+  if (ideal_ || !(noise_sigma_lsb_ > 0)) return Convert(p, step, range, noise_key, saturated);
+  // Convert's arithmetic with the estimate: `clean` is the same double; v = clean + sigma * n
+  // differs from Convert's by at most sigma * kStandardNormalEstimateError plus one rounding of
+  // each (an ulp of |v| <= |index| + |lo|), and index = v - lo by one more rounding of each. Where
+  // a threshold or a full-scale edge lies within `margin` of the index (about one conversion in
+  // 10^9), Convert decides.
   const double clean = gain_ * (static_cast<double>(p) / step) + offset_lsb_;
   const double index = clean + noise_sigma_lsb_ * normal_estimate - range.lo;
-  const double margin = 2 * noise_sigma_lsb_ * kStandardNormalEstimateError + 1e-12 * (1.0 + std::abs(index));
+  const double margin = 2 * noise_sigma_lsb_ * kStandardNormalEstimateError +
+                        1e-12 * (1.0 + std::abs(index) + std::abs(static_cast<double>(range.lo)));
   const int i = CodeIndex(index);
   const double full_scale = range.levels() - 0.5;
   const bool clear = bounds_[size_t(i)] <= index - margin && index + margin < bounds_[size_t(i) + 1] &&

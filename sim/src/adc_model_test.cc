@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "pim/sim/noise.h"
@@ -142,7 +143,8 @@ TEST(AdcModel, ConvertCountsThresholdsBelowTheIndex) {
     t.column = trial;
     double th = -1.5 + 3 * unit(rng);
     for (int i = 0; i < count; ++i) {
-      t.thresholds.push_back(th);
+      // Every 5th: the ideal curve, so quarter-LSB indices land exactly on thresholds.
+      t.thresholds.push_back(trial % 5 == 4 ? i + 0.5 : th);
       if (trial % 7 != 0) th += (trial % 3 == 0 ? 4.0 : 1.5) * unit(rng);  // every 7th: all equal
     }
     NonIdealityParams p;
@@ -203,6 +205,56 @@ TEST(AdcModel, ConvertWithEstimateEqualsConvert) {
   }
   EXPECT_GT(edges, 1000);
   EXPECT_GT(fallbacks_needed, 100);
+}
+
+// The same where the analog value sits exactly on a full-scale edge (index -0.5 or levels - 0.5:
+// only the saturation flag is in doubt), and on a 16-bit signed range, where v = index + lo is
+// large and its rounding, not the estimate, dominates the difference.
+TEST(AdcModel, ConvertWithEstimateEqualsConvertAtEdgesAndOnWideRanges) {
+  // Full-scale edges of a 4-bit signed ADC.
+  const AdcRange r{-8, 7};
+  const double sigma = 0.4;
+  NonIdealityParams params;
+  params.noise_sigma_lsb = sigma;
+  params.offset_sigma_lsb = 1e-300;  // non-ideal, with no offset to speak of
+  const ColumnCurve c = *AdcModel(params).Curve(0, 0, 4);
+  // 16 bits signed, ideal thresholds, analog value near -32767.5 (index 0.5, the first threshold).
+  const AdcRange wide{-32768, 32767};
+  const double wide_sigma = 1e-3, wide_step = 0x1p38;  // p / step exact: multiples of 2^-38
+  ColumnTable t;
+  for (int i = 0; i < 65535; ++i) t.thresholds.push_back(i + 0.5);
+  t.noise_sigma_lsb = wide_sigma;
+  NonIdealityParams wide_params;
+  wide_params.columns.push_back(t);
+  const ColumnCurve w = *AdcModel(wide_params).Curve(0, 0, 16);
+
+  int flag_flips = 0, wide_flips = 0;
+  for (uint64_t key = 0; key < 4000; ++key) {
+    const double n = StandardNormal(key);
+    for (double e : {1.0, -1.0}) {
+      const double estimate = n + e * kStandardNormalEstimateError;
+      // The step chosen so that p / step + sigma * n is lo - 0.5 or hi + 0.5 to within an ulp.
+      for (double target : {r.lo - 0.5, r.hi + 0.5}) {
+        const int64_t p = target < 0 ? -100 : 100;
+        const double step = double(p) / (target - sigma * n);
+        if (!(step > 0)) continue;
+        bool sat_want = false, sat_got = false;
+        const int want = c.Convert(p, step, r, key, &sat_want);
+        ASSERT_EQ(c.ConvertWithEstimate(p, step, r, key, estimate, &sat_got), want) << "key " << key;
+        ASSERT_EQ(sat_got, sat_want) << "key " << key << " at the edge " << target;
+        const double index = (double(p) / step + sigma * estimate) - r.lo;
+        flag_flips += (index < -0.5 || index >= r.levels() - 0.5) != sat_want;
+      }
+      // p chosen so that v = p / step + sigma * n lies within an ulp of v (2^-38) of -32767.5.
+      const int64_t p = std::llround((-32767.5 - wide_sigma * n) * wide_step) + int64_t(key % 3) - 1;
+      const int want = w.Convert(p, wide_step, wide, key, nullptr);
+      ASSERT_EQ(w.ConvertWithEstimate(p, wide_step, wide, key, estimate, nullptr), want) << "16-bit, key " << key;
+      const double index = (double(p) / wide_step + wide_sigma * estimate) - wide.lo;
+      wide_flips += wide.lo + int(index >= 0.5) != want;
+    }
+  }
+  EXPECT_GT(flag_flips, 100);  // the estimate alone would have set the flag wrongly
+  EXPECT_GT(wide_flips, 0);    // ... or chosen the wrong code
 }
 
 }  // namespace

@@ -348,6 +348,7 @@ absl::StatusOr<std::unique_ptr<FusedLayer>> FusedLayer::Create(const runtime::La
     L->ideal = false;
     L->seed = adc->seed();
     if (absl::Status s = BuildPorts(*L, layer, *adc); !s.ok()) return s;
+    for (const auto& curve : L->curves) L->noisy = L->noisy || curve->noise_sigma_lsb() > 0;
   }
   return std::unique_ptr<FusedLayer>(new FusedLayer(std::move(L)));
 }

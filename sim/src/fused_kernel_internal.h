@@ -66,6 +66,7 @@ struct FusedLayer::Packed {
   // Non-ideal ADC: curves (owned) and ports [G][O * conv_columns], conv_columns = 2 for
   // differential (+, -), else 1. Empty when the ADC is ideal.
   bool ideal = true;
+  bool noisy = false;  // some curve has thermal noise (the AVX2 kernel then estimates it)
   uint64_t seed = 0;
   int conv_columns = 1;
   std::vector<std::unique_ptr<ColumnCurve>> curves;
@@ -112,8 +113,8 @@ inline int NonIdealCode(const FusedLayer::Packed& L, int64_t p, int g, int o, in
                         int plane, uint64_t sample, bool* saturated);
 
 // StandardNormal(keys[i]) (noise.h) for 8 keys, each well within kStandardNormalEstimateError
-// (3.1e-15 at worst on the kernel test's keys): Box-Muller on the same uniforms with polynomial log and cos on AVX2
-// (fused_kernel_avx2.cc). Only on CPUs with AVX2 and FMA.
+// (5.6e-15 at worst on the kernel test's keys): Box-Muller on the same uniforms with polynomial
+// log and cos on AVX2 (fused_kernel_avx2.cc). Only on CPUs with AVX2 and FMA.
 void StandardNormalEstimates8(const uint64_t keys[8], double out[8]);
 
 void RunScalarRows(const FusedLayer::Packed& L, const runtime::InputBatch& in, int m_begin,

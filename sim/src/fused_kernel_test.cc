@@ -445,10 +445,35 @@ TEST(FusedKernel, NoisyResultsIdenticalAcrossIsasBatchSizesAndThreads) {
   }
 }
 
+// Mix64's inverse (each xor-shift and each odd multiplier undone), to build keys whose uniforms
+// are chosen values.
+uint64_t Unmix64(uint64_t z) {
+  auto inverse = [](uint64_t c) {  // c * inverse = 1 mod 2^64 (Newton: 6 doublings of 3 bits)
+    uint64_t x = c;
+    for (int i = 0; i < 6; ++i) x *= 2 - c * x;
+    return x;
+  };
+  auto unshift = [](uint64_t y, int s) {  // y = x ^ (x >> s)
+    uint64_t x = y;
+    for (int k = s; k < 64; k += s) x = y ^ (x >> s);
+    return x;
+  };
+  z = unshift(z, 31);
+  z *= inverse(0x94d049bb133111ebULL);
+  z = unshift(z, 27);
+  z *= inverse(0xbf58476d1ce4e5b9ULL);
+  return unshift(z, 30);
+}
+
+// The key whose radius (which = 0) or angle (which = 1) uniform is (m + 0.5) 2^-52.
+uint64_t KeyWithUniform(int which, uint64_t m) {
+  return Unmix64(m << 12) ^ (which == 0 ? 0x243f6a8885a308d3ULL : 0x13198a2e03707344ULL);
+}
+
 // The AVX2 kernel's noise estimate must stay within the bound ConvertWithEstimate relies on
 // (kStandardNormalEstimateError) everywhere: here 1e-12, a hundredth of it, on 4 million keys and
-// at the uniforms' extremes (u1 near 0 and 1: the log's ends; u2 at and around 1/4, 1/2, 3/4 and
-// the ends: the cosine's reductions).
+// at chosen uniforms: the radius uniform at every binade from 2^-53 to 1 - 2^-53 (the log's whole
+// range) and the angle uniform at and next to 0, 1/8, 1/4, 1/2, 3/4 and 1 (the cosine's reductions).
 TEST(FusedKernel, Avx2NoiseEstimateIsWithinItsBound) {
   if (!KernelIsaSupported(KernelIsa::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU";
   double worst = 0;
@@ -468,19 +493,29 @@ TEST(FusedKernel, Avx2NoiseEstimateIsWithinItsBound) {
   }
   EXPECT_LE(worst, 1e-12) << "key " << worst_key;
   EXPECT_LE(1e-12, kStandardNormalEstimateError / 100);
-  // Keys whose uniforms sit at the edges: search the key space for them (the uniforms are
-  // hashes, so pick keys by their mixed value).
-  int found = 0;
-  for (uint64_t key = 0; found < 64 && key < (uint64_t{1} << 27); ++key) {
-    const double u1 = NormalRadiusUniform(key), u2 = NormalAngleUniform(key);
-    const double a = u2 * 4 - std::floor(u2 * 4 + 0.5);  // distance of 4 u2 from an integer
-    if (u1 < 1e-6 || u1 > 1 - 1e-6 || std::abs(a) < 1e-7) {
-      for (int i = 0; i < 8; ++i) keys[i] = key;
-      check(keys);
-      ++found;
+
+  ASSERT_EQ(Unmix64(Mix64(0x123456789abcdefULL)), 0x123456789abcdefULL);
+  ASSERT_EQ(NormalRadiusUniform(KeyWithUniform(0, 0)), 0x1p-53);
+  ASSERT_EQ(NormalAngleUniform(KeyWithUniform(1, (uint64_t{1} << 52) - 1)), 1 - 0x1p-53);
+  const uint64_t top = (uint64_t{1} << 52) - 1;
+  std::vector<uint64_t> chosen;
+  for (int e = 0; e <= 52; ++e) {
+    for (int64_t d : {-1, 0, 1}) {
+      const int64_t m = int64_t(e == 52 ? top : (uint64_t{1} << e)) + d;
+      if (m >= 0 && m <= int64_t(top)) chosen.push_back(KeyWithUniform(0, uint64_t(m)));
     }
   }
-  EXPECT_GE(found, 20);
+  for (uint64_t eighth = 0; eighth <= 8; ++eighth) {
+    for (int64_t d = -2; d <= 2; ++d) {
+      const int64_t m = int64_t(eighth << 49) + d;  // (m + 0.5) 2^-52 next to eighth / 8
+      if (m >= 0 && m <= int64_t(top)) chosen.push_back(KeyWithUniform(1, uint64_t(m)));
+    }
+  }
+  for (size_t i = 0; i < chosen.size(); i += 8) {
+    for (size_t k = 0; k < 8; ++k) keys[k] = chosen[std::min(i + k, chosen.size() - 1)];
+    check(keys);
+  }
+  EXPECT_GT(chosen.size(), 150u);
   EXPECT_LE(worst, 1e-12) << "key " << worst_key;
 }
 

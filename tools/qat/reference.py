@@ -273,8 +273,11 @@ class Reference:
             # The scale broadcasts against W (numpy rules, aligned from the right) and may vary
             # only along the output axis: [O, 1, 1, 1] on a Conv, [N] or [1, N] on a [K, N] MatMul.
             lead = w.ndim - s.ndim
-            if s.size > 1 and (lead < 0 or any(d != 1 and (lead + i != out_axis or d != w.shape[out_axis])
-                                               for i, d in enumerate(s.shape))):
+            if lead < 0:
+                raise ModelError(f"{layer.name}: weight scale of shape {s.shape} has a higher rank "
+                                 f"than the weight {w.shape}")
+            if s.size > 1 and any(d != 1 and (lead + i != out_axis or d != w.shape[out_axis])
+                                  for i, d in enumerate(s.shape)):
                 raise ModelError(f"{layer.name}: weight scale of shape {s.shape}: only "
                                  f"per-tensor or per-output-channel (axis {out_axis}) "
                                  "scales are supported")

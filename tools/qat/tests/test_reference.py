@@ -181,6 +181,11 @@ def test_qonnx_weight_scale_of_lower_rank_broadcasts_per_output_channel(op, tran
             t.CopyFrom(numpy_helper.from_array(np.full((K, 1), 0.03, np.float32), "sw"))  # along K
     with pytest.raises(reference.ModelError, match=r"weight scale of shape \(9, 1\): only per-tensor"):
         reference.Reference(m)
+    for t in m.graph.initializer:
+        if t.name == "sw":
+            t.CopyFrom(numpy_helper.from_array(np.full((1, 1, 1), 0.03, np.float32), "sw"))
+    with pytest.raises(reference.ModelError, match=r"weight scale of shape \(1, 1, 1\) has a higher rank"):
+        reference.Reference(m)
 
 
 def test_error_weight_code_minus_128():

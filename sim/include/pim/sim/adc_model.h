@@ -64,7 +64,7 @@ class ColumnCurve {
   // Convert with the noise deviate given: `normal_estimate` must lie within
   // kStandardNormalEstimateError (noise.h) of StandardNormal(noise_key). Where that error could
   // change the code or the saturation flag, StandardNormal decides, so the result always equals
-  // Convert's; it only saves drawing the exact deviate (the SIMD kernels estimate 4 at a time).
+  // Convert's; it only saves drawing the exact deviate (the AVX2 kernel estimates 8 at a time).
   int ConvertWithEstimate(int64_t p, double step, AdcRange range, uint64_t noise_key,
                           double normal_estimate, bool* saturated) const;
 

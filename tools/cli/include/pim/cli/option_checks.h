@@ -49,7 +49,7 @@ inline CLI::Validator IntegerRange(long long lo, long long hi) {
         const long long v = std::strtoll(text.c_str(), nullptr, 10);
         return errno == ERANGE || v < lo || v > hi ? in : "";
       },
-      "", "integer range");
+      "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", "integer range");
 }
 
 // An integer >= 0 written in decimal digits only ("-1" would wrap around in an unsigned option).
