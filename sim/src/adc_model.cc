@@ -72,7 +72,7 @@ int ColumnCurve::Convert(int64_t p, double step, AdcRange range, uint64_t noise_
   double v = gain_ * (static_cast<double>(p) / step) + offset_lsb_;
   if (noise_sigma_lsb_ > 0) v += noise_sigma_lsb_ * StandardNormal(noise_key);
   const double index = v - range.lo;
-  if (saturated != nullptr) *saturated = index < -0.5 || index >= range.levels() - 0.5;
+  if (saturated != nullptr) *saturated = Saturated(index, range);
   return range.lo + CodeIndex(index);
 }
 
@@ -93,7 +93,7 @@ int ColumnCurve::ConvertWithEstimate(int64_t p, double step, AdcRange range, uin
   const bool clear = bounds_[size_t(i)] <= index - margin && index + margin < bounds_[size_t(i) + 1] &&
                      std::abs(index + 0.5) > margin && std::abs(index - full_scale) > margin;
   if (!clear) return Convert(p, step, range, noise_key, saturated);
-  if (saturated != nullptr) *saturated = index < -0.5 || index >= full_scale;
+  if (saturated != nullptr) *saturated = Saturated(index, range);
   return range.lo + i;
 }
 

@@ -148,13 +148,16 @@ PIM_AVX2_INLINE __m256i NonIdealAdc(const Packed& L, __m256i p, int g, int o0, i
   alignas(32) double estimate[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(pv), p);
   const int n = std::min(8, L.out_channels - o0);
-  if (L.noisy) {
-    for (int i = 0; i < 8; ++i) keys[i] = SampleNoiseKey(L.Port(g, o0 + std::min(i, n - 1), conv).noise_keys[plane], sample);
-    StandardNormalEstimates8(keys, estimate);
-  } else {
-    std::fill(keys, keys + 8, 0);  // no curve draws noise: neither is read
-    std::fill(estimate, estimate + 8, 0.0);
+  if (!L.noisy) {  // no curve draws noise: nothing to estimate
+    for (int i = 0; i < n; ++i) {
+      bool s = false;
+      cv[i] = L.Port(g, o0 + i, conv).curve->Convert(pv[i], L.step, L.range, 0, &s);
+      *sat += s;
+    }
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(cv));
   }
+  for (int i = 0; i < 8; ++i) keys[i] = SampleNoiseKey(L.Port(g, o0 + std::min(i, n - 1), conv).noise_keys[plane], sample);
+  StandardNormalEstimates8(keys, estimate);
   for (int i = 0; i < n; ++i) {
     bool s = false;
     const AdcPort& port = L.Port(g, o0 + i, conv);

@@ -83,11 +83,14 @@ class ColumnCurve {
   double gain_ = 1.0;
   double offset_lsb_ = 0.0;
   double noise_sigma_lsb_ = 0.0;
-  // -inf, the thresholds, +inf: Convert's walk needs no range tests. Empty when ideal.
+  // -inf, the thresholds, +inf: the interval [bounds_[i], bounds_[i + 1]) of code index i exists
+  // for every i, so ConvertWithEstimate's margin test needs no range checks. Empty when ideal.
   std::vector<double> bounds_;
   void SetThresholds(absl::Span<const double> thresholds);
   // The number of thresholds <= index (the code index of an analog index).
   int CodeIndex(double index) const;
+  // Whether an analog index lies outside the full scale [-0.5, levels - 0.5).
+  static bool Saturated(double index, AdcRange range) { return index < -0.5 || index >= range.levels() - 0.5; }
   static constexpr int kCountedThresholds = 31;  // up to 5-bit ADCs: counted, not searched
 };
 
