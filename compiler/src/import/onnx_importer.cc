@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "import/tensor_reader.h"
 #include "onnx/checker.h"
@@ -228,6 +229,13 @@ absl::StatusOr<ir::Graph> Convert(const onnx::ModelProto& model, const std::stri
       return absl::InvalidArgumentError(absl::StrCat(origin, ": graph input '", in.name,
                                                      "' is not read by any node (remove it from the model)"));
     }
+  }
+  if (g.inputs.size() > 1) {
+    std::vector<std::string> names;
+    for (const ir::GraphInput& in : g.inputs) names.push_back(absl::StrCat("'", in.name, "'"));
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": the graph has ", g.inputs.size(), " inputs (",
+                                                   absl::StrJoin(names, ", "),
+                                                   "); pimrun and pimcal feed a model exactly one"));
   }
   g.BuildIndex();
   return g;

@@ -128,6 +128,19 @@ TEST(MalformedModel, UnreadGraphInputIsAnError) {
   EXPECT_NE(p.status().message().find("graph input 'mask' is not read by any node"), std::string::npos) << p.status();
 }
 
+TEST(MalformedModel, ASecondGraphInputIsAnErrorNamingBoth) {
+  absl::StatusOr<proto::Program> p = CompileEdited("qonnx_conv.onnx", [](onnx::ModelProto& m) {
+    onnx::ValueInfoProto* extra = m.mutable_graph()->add_input();
+    *extra = m.graph().input(0);
+    extra->set_name("second");
+    FindNode(m, "qa1")->set_input(0, "second");  // both inputs are read
+  });
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("the graph has 2 inputs ('"), std::string::npos) << p.status();
+  EXPECT_NE(p.status().message().find("'second'); pimrun and pimcal feed a model exactly one"), std::string::npos)
+      << p.status();
+}
+
 TEST(MalformedModel, NodeWithoutOutputIsAnError) {
   absl::StatusOr<proto::Program> p = CompileEdited("qonnx_conv.onnx", [](onnx::ModelProto& m) {
     FindNode(m, "qa1")->clear_output();
