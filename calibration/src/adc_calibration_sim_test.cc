@@ -129,6 +129,39 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"sine_tables", Tables(6), 6}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
+// In unsigned mode the sweep starts at u = 0, about half an LSB below the first threshold, and an
+// offset often moves that threshold near or below 0. The fit pools the conversions of every step
+// setting at u = 0 and locates a transition cut by the sweep's start from its tail, so the first
+// threshold, the one the most frequent (small) partial sums of differential layers cross, is
+// measured on every column, not extrapolated (which was up to 0.87 LSB off on this profile).
+TEST(SimAdcCalibration, UnsignedFirstThresholdIsMeasuredWithFewRepeats) {
+  sim::SimParams params;
+  params.spec = Spec();
+  params.spec.columns = 64;
+  params.seed = 11;
+  params.profile = Params("few_repeats", 11, 0.01, 0.3, 0.5, 0.15, 0.35);
+  AdcCalibrationOptions options;
+  options.adc_bits = {4};
+  options.modes = {AdcMode::kUnsigned};
+  options.repeats = 4;
+  auto chip = sim::SimBackend::Create(params);
+  ASSERT_TRUE(chip.ok()) << chip.status();
+  absl::StatusOr<AdcCalibration> cal = CalibrateAdc(**chip, options, "sim");
+  ASSERT_TRUE(cal.ok()) << cal.status();
+  const sim::AdcModel model(params.profile);
+  double worst = 0;
+  for (const AdcColumnResult& col : cal->columns) {
+    const std::string where = absl::StrCat("macro ", col.macro, " column ", col.column);
+    absl::StatusOr<sim::ColumnCurve> truth = model.Curve(col.macro, col.column, 4);
+    ASSERT_TRUE(truth.ok()) << truth.status();
+    const double true_first = (truth->thresholds()[0] - truth->offset_lsb()) / truth->gain();
+    EXPECT_TRUE(col.fit.measured[0]) << where;
+    EXPECT_NEAR(col.fit.thresholds[0], true_first, 0.2) << where;
+    worst = std::max(worst, std::abs(col.fit.thresholds[0] - true_first));
+  }
+  std::printf("first threshold of %zu columns: worst error %.3f LSB\n", cal->columns.size(), worst);
+}
+
 TEST(SimAdcCalibration, SameProfileAndSeedGiveTheSameFile) {
   sim::SimParams params;
   params.spec = Spec();

@@ -84,6 +84,23 @@ double ThresholdWithKnownNoise(const std::vector<Binomial>& data, double theta0,
   return theta;
 }
 
+// Points of equal input are one measurement (in unsigned mode every step setting converts u = 0):
+// their conversions are pooled, so that no decision of the fit rests on a fraction of them.
+std::vector<SweepPoint> PoolEqualInputs(absl::Span<const SweepPoint> points) {
+  std::vector<SweepPoint> pooled;
+  for (const SweepPoint& pt : points) {
+    if (!pooled.empty() && pooled.back().u == pt.u) {
+      std::vector<int16_t>& codes = pooled.back().codes;
+      const ptrdiff_t middle = ptrdiff_t(codes.size());
+      codes.insert(codes.end(), pt.codes.begin(), pt.codes.end());
+      std::inplace_merge(codes.begin(), codes.begin() + middle, codes.end());
+    } else {
+      pooled.push_back(pt);
+    }
+  }
+  return pooled;
+}
+
 }  // namespace
 
 const char* AdcModeName(AdcMode mode) { return mode == AdcMode::kSigned ? "signed" : "unsigned"; }
@@ -172,16 +189,17 @@ absl::StatusOr<ColumnFit> FitColumn(absl::Span<const SweepPoint> points, AdcMode
       return absl::InvalidArgumentError(absl::StrCat("FitColumn: sweep point ", k, ": inputs not in ascending order"));
     }
   }
+  const std::vector<SweepPoint> sweep = PoolEqualInputs(points);
   const int count = (1 << adc_bits) - 1;
-  const int npts = int(points.size());
+  const int npts = int(sweep.size());
   // Running max of the largest code from the left and running min of the smallest code from the
   // right locate each threshold's transition region by binary search.
   std::vector<int> prefix_max(npts), suffix_min(npts);
   for (int k = 0; k < npts; ++k) {
-    prefix_max[k] = std::max<int>(k ? prefix_max[k - 1] : lo, points[k].codes.back());
+    prefix_max[k] = std::max<int>(k ? prefix_max[k - 1] : lo, sweep[k].codes.back());
   }
   for (int k = npts - 1; k >= 0; --k) {
-    suffix_min[k] = std::min<int>(k + 1 < npts ? suffix_min[k + 1] : hi, points[k].codes.front());
+    suffix_min[k] = std::min<int>(k + 1 < npts ? suffix_min[k + 1] : hi, sweep[k].codes.front());
   }
 
   ColumnFit fit;
@@ -192,6 +210,8 @@ absl::StatusOr<ColumnFit> FitColumn(absl::Span<const SweepPoint> points, AdcMode
   fit.threshold_sigma.assign(count, 0);
   std::vector<std::vector<Binomial>> windows(count);
   std::vector<bool> separable(count, false);
+  // Where the data put a threshold the sweep did not bracket: -1 below its start, +1 above its end.
+  std::vector<int> beyond(count, 0);
   std::vector<double> resolved_sigmas;
 
   for (int i = 0; i < count; ++i) {
@@ -199,17 +219,23 @@ absl::StatusOr<ColumnFit> FitColumn(absl::Span<const SweepPoint> points, AdcMode
     // First point with any code above, last point with any code at or below.
     const int first = int(std::upper_bound(prefix_max.begin(), prefix_max.end(), code) - prefix_max.begin());
     const int last = int(std::upper_bound(suffix_min.begin(), suffix_min.end(), code) - suffix_min.begin()) - 1;
-    if (first >= npts || last < 0) continue;  // never crossed: above or below the sweep
+    if (first >= npts || last < 0) {  // never crossed: above or below the sweep
+      beyond[i] = first >= npts ? +1 : -1;
+      continue;
+    }
     const int a = std::max(first - 1, 0);
     const int b = std::min(std::max(last + 1, first), npts - 1);
     std::vector<Binomial>& data = windows[i];
     for (int k = a; k <= b; ++k) {
-      const int n = int(points[k].codes.size());
-      data.push_back({points[k].u, CountAbove(points[k].codes, code), n});
+      const int n = int(sweep[k].codes.size());
+      data.push_back({sweep[k].u, CountAbove(sweep[k].codes, code), n});
     }
     const double f_first = double(data.front().y) / data.front().n;
     const double f_last = double(data.back().y) / data.back().n;
-    if (f_first >= 0.5 || f_last <= 0.5) continue;  // the transition is cut by the sweep's end
+    if (f_first >= 0.5 || f_last <= 0.5) {  // the transition is cut by the sweep's end
+      beyond[i] = f_first >= 0.5 ? -1 : +1;
+      continue;
+    }
     // Moment estimates: the area above the empirical CDF locates the threshold, and
     // integral F(1 - F) du = s / sqrt(pi) for a Gaussian width s.
     double theta0 = data.front().u, spread = 0;
@@ -268,6 +294,24 @@ absl::StatusOr<ColumnFit> FitColumn(absl::Span<const SweepPoint> points, AdcMode
       if (!fit.measured[i] || separable[i]) continue;
       fit.thresholds[i] = ThresholdWithKnownNoise(windows[i], fit.thresholds[i], pooled);
     }
+    // A transition cut by the sweep's end (in unsigned mode the first threshold often lies near
+    // or below u = 0, where the sweep starts) still shows its tail: with the noise known, the
+    // tail locates the threshold, if some point of it is neither all below nor all above and the
+    // fit lands within two noise widths of the sweep.
+    for (int i = 0; i < count; ++i) {
+      const std::vector<Binomial>& data = windows[i];
+      if (beyond[i] == 0 || data.empty()) continue;
+      const bool informative =
+          std::any_of(data.begin(), data.end(), [](const Binomial& d) { return d.y > 0 && d.y < d.n; });
+      if (!informative) continue;
+      const double edge = beyond[i] < 0 ? data.front().u : data.back().u;
+      const double theta = ThresholdWithKnownNoise(data, edge, pooled);
+      if (std::isfinite(theta) && theta > data.front().u - 2 * pooled && theta < data.back().u + 2 * pooled) {
+        fit.thresholds[i] = theta;
+        fit.measured[i] = true;
+        beyond[i] = 0;
+      }
+    }
   }
 
   int measured = 0;
@@ -279,9 +323,9 @@ absl::StatusOr<ColumnFit> FitColumn(absl::Span<const SweepPoint> points, AdcMode
   }
   if (measured == 0) {
     return absl::InvalidArgumentError(absl::StrCat("FitColumn: the sweep crossed none of the ", count,
-                                                   " thresholds (codes ", points.front().codes.front(), "..",
-                                                   points.back().codes.back(), " over u = ", points.front().u,
-                                                   "..", points.back().u, ")"));
+                                                   " thresholds (codes ", sweep.front().codes.front(), "..",
+                                                   sweep.back().codes.back(), " over u = ", sweep.front().u,
+                                                   "..", sweep.back().u, ")"));
   }
   ComputeLinearity(fit);
   // A column whose thresholds do not rise with the input (stuck, or all at one point) does not
@@ -292,9 +336,14 @@ absl::StatusOr<ColumnFit> FitColumn(absl::Span<const SweepPoint> points, AdcMode
                                                    "): the column does not convert"));
   }
   fit.noise_sigma_lsb = pooled * fit.gain;
-  // Thresholds outside the sweep: on the fitted line, kept in order.
+  // Thresholds outside the sweep: on the fitted line, but not inside the sweep where the data
+  // showed them to lie beyond it; then kept in order.
+  const double sweep_first = sweep.front().u - lo, sweep_last = sweep.back().u - lo;
   for (int i = 0; i < count; ++i) {
-    if (!fit.measured[i]) fit.thresholds[i] = fit.slope * (i + 0.5) + fit.intercept;
+    if (fit.measured[i]) continue;
+    fit.thresholds[i] = fit.slope * (i + 0.5) + fit.intercept;
+    if (beyond[i] < 0) fit.thresholds[i] = std::min(fit.thresholds[i], sweep_first);
+    if (beyond[i] > 0) fit.thresholds[i] = std::max(fit.thresholds[i], sweep_last);
   }
   for (int i = 1; i < count; ++i) fit.thresholds[i] = std::max(fit.thresholds[i], fit.thresholds[i - 1]);
   return fit;

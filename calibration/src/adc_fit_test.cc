@@ -94,6 +94,54 @@ TEST(AdcFit, ThresholdsOutsideTheSweepAreExtrapolatedAndMarked) {
   EXPECT_NEAR(fit->gain, 1 / 1.02, 0.01);
 }
 
+TEST(AdcFit, PointsOfEqualInputArePooled) {
+  std::vector<double> t;
+  for (int i = 0; i < 7; ++i) t.push_back(i + 0.4);
+  std::vector<SweepPoint> rest = Sweep(t, 0, 0.3, 0.05, 9, 0.05, 4, 5);
+  // Four step settings each convert u = 0 four times; the first one happened to see two codes
+  // above 0, which alone would put threshold 0 below the sweep.
+  std::vector<SweepPoint> split = {{0.0, {0, 0, 1, 1}}, {0.0, {0, 0, 0, 0}}, {0.0, {0, 0, 0, 0}}, {0.0, {0, 0, 0, 0}}};
+  std::vector<SweepPoint> merged = {{0.0, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}}};
+  split.insert(split.end(), rest.begin(), rest.end());
+  merged.insert(merged.end(), rest.begin(), rest.end());
+  absl::StatusOr<ColumnFit> a = FitColumn(split, AdcMode::kUnsigned, 3);
+  absl::StatusOr<ColumnFit> b = FitColumn(merged, AdcMode::kUnsigned, 3);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(a->measured[0]);
+  EXPECT_EQ(a->thresholds, b->thresholds);
+  EXPECT_EQ(a->noise_sigma_lsb, b->noise_sigma_lsb);
+}
+
+TEST(AdcFit, ATransitionCutBySweepStartIsLocatedFromItsTail) {
+  // Threshold 0 sits at u = -0.2, below the unsigned sweep's start at 0, and 0.4 LSB below the
+  // line through the others: the sweep sees only the upper part of its transition.
+  const std::vector<double> t = {-0.2, 1.2, 2.2, 3.2, 4.2, 5.2, 6.2};
+  double ss = 0;
+  const int seeds = 20;
+  for (int seed = 1; seed <= seeds; ++seed) {
+    const auto points = Sweep(t, 0, 0.3, 0, 9, 0.04, 16, uint64_t(seed));
+    absl::StatusOr<ColumnFit> fit = FitColumn(points, AdcMode::kUnsigned, 3);
+    ASSERT_TRUE(fit.ok()) << fit.status();
+    EXPECT_TRUE(fit->measured[0]) << "seed " << seed;
+    ss += std::pow(fit->thresholds[0] - t[0], 2);
+  }
+  // Measured 0.05 over these seeds; the line (the old extrapolation) would be 0.4 off.
+  EXPECT_LT(std::sqrt(ss / seeds), 0.08);
+}
+
+TEST(AdcFit, AThresholdTheDataPutBelowTheSweepIsNotExtrapolatedIntoIt) {
+  // Code 0 is two LSB wide at the bottom: the line through thresholds 1..6 would put threshold 0
+  // at 0.5, inside the sweep, where every conversion gave a code above 0.
+  const std::vector<double> t = {-1.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5};
+  const auto points = Sweep(t, 0, 0.2, 0, 9, 0.05, 4, 8);
+  absl::StatusOr<ColumnFit> fit = FitColumn(points, AdcMode::kUnsigned, 3);
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  EXPECT_FALSE(fit->measured[0]);
+  EXPECT_LE(fit->thresholds[0], 0);
+  EXPECT_NEAR(fit->thresholds[1], 1.5, 0.1);
+}
+
 TEST(AdcFit, DnlSeesAWideCode) {
   ColumnFit fit;
   fit.adc_bits = 3;

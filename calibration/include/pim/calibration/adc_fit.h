@@ -57,8 +57,10 @@ struct ColumnFit {
 // Fits thresholds, noise, gain, offset, INL and DNL to one column's sweep (see
 // docs/calibration.md for the method): per threshold a probit maximum-likelihood fit of
 // P(code > c | u) = Phi((u - t_c) / s), the noise pooled as the median of the resolved s_c, then
-// every threshold refitted with the pooled noise. Thresholds the sweep did not cross are
-// extrapolated from the fitted line and marked unmeasured. With one threshold crossed no gain can
+// every threshold refitted with the pooled noise; a transition cut by the sweep's end is located
+// from the tail the sweep sees, with the pooled noise. Points of equal u are pooled first.
+// Thresholds the sweep did not cross are extrapolated from the fitted line (not into the sweep
+// when the data put them beyond its end) and marked unmeasured. With one threshold crossed no gain can
 // be seen and the slope is taken as 1. Errors (InvalidArgument) when the sweep is empty, codes
 // fall outside the mode's range, no threshold was crossed, or the fitted thresholds rise by less
 // than 0.05 or more than 20 LSB per code (a column that does not convert).
