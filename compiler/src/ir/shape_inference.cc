@@ -72,15 +72,6 @@ absl::StatusOr<Window2d> ResolveWindow(const Node& node, int64_t in_h, int64_t i
     for (int64_t p : pads) {
       if (p < 0 || p > 4096) return Error(node, absl::StrCat("pad ", p, " out of range"));
     }
-    // A pad as wide as the window would make whole windows of padding: outputs that see no input.
-    const char* sides[4] = {"top", "left", "bottom", "right"};
-    for (int i = 0; i < 4; ++i) {
-      const int64_t extent = i % 2 == 0 ? eff_h : eff_w;
-      if (pads[size_t(i)] >= extent) {
-        return Error(node, absl::StrCat("pad ", pads[size_t(i)], " (", sides[i], ") is not smaller than the window's extent ",
-                                        extent, ": windows there would see only padding"));
-      }
-    }
     w.pad_top = static_cast<int>(pads[0]);
     w.pad_left = static_cast<int>(pads[1]);
     w.pad_bottom = static_cast<int>(pads[2]);

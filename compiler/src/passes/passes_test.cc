@@ -255,15 +255,6 @@ TEST(MalformedModel, InvalidNodesGetAnErrorNamingThem) {
          AddFloatInitializer(m, "conv1_ws", {4, 1}, 0.02f);
        },
        "per-channel weight scale (4 values in 2-D, axis 0) must be 1-D"},
-      {"qonnx_conv.onnx",
-       [&](onnx::ModelProto& m) {
-         onnx::AttributeProto* a = FindNode(m, "conv1")->add_attribute();
-         a->set_name("pads");
-         a->set_type(onnx::AttributeProto_AttributeType_INTS);
-         for (int64_t v : {1, 1, 1, 3}) a->add_ints(v);
-       },
-       "node 'conv1' (Conv): pad 3 (right) is not smaller than the window's extent 3: windows there would see only "
-       "padding"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<proto::Program> p = CompileEdited(c.model, c.edit);
