@@ -62,8 +62,13 @@ bool ProbitFit(const std::vector<Binomial>& data, double theta0, double s0, doub
   return std::isfinite(*theta) && std::isfinite(*s);
 }
 
+struct KnownNoiseFit {
+  double theta;
+  bool converged;  // false: the information vanished (theta is the start) or 100 steps did not settle
+};
+
 // The maximum-likelihood threshold when the noise width is known (Fisher scoring in theta).
-double ThresholdWithKnownNoise(const std::vector<Binomial>& data, double theta0, double s) {
+KnownNoiseFit ThresholdWithKnownNoise(const std::vector<Binomial>& data, double theta0, double s) {
   double theta = theta0;
   for (int iter = 0; iter < 100; ++iter) {
     double score = 0, info = 0;
@@ -74,14 +79,14 @@ double ThresholdWithKnownNoise(const std::vector<Binomial>& data, double theta0,
       score += -(phi / s) * (d.y / p - (d.n - d.y) / (1 - p));
       info += d.n * phi * phi / (s * s * p * (1 - p));
     }
-    if (!(info > 0)) return theta0;
+    if (!(info > 0)) return {theta0, false};
     // The score is dlogL/dtheta; ascend it.
     double step = score / info;
     step = std::clamp(step, -s, s);
     theta += step;
-    if (std::abs(step) < 1e-12) break;
+    if (std::abs(step) < 1e-12) return {theta, true};
   }
-  return theta;
+  return {theta, false};
 }
 
 // Points of equal input are one measurement (in unsigned mode every step setting converts u = 0):
@@ -292,25 +297,29 @@ absl::StatusOr<ColumnFit> FitColumn(absl::Span<const SweepPoint> points, AdcMode
   if (pooled > 0) {
     for (int i = 0; i < count; ++i) {
       if (!fit.measured[i] || separable[i]) continue;
-      fit.thresholds[i] = ThresholdWithKnownNoise(windows[i], fit.thresholds[i], pooled);
+      fit.thresholds[i] = ThresholdWithKnownNoise(windows[i], fit.thresholds[i], pooled).theta;
     }
     // A transition cut by the sweep's end (in unsigned mode the first threshold often lies near
     // or below u = 0, where the sweep starts) still shows its tail: with the noise known, the
-    // tail locates the threshold, if some point of it is neither all below nor all above and the
-    // fit lands within two noise widths of the sweep.
+    // tail locates the threshold if the fit converges within two noise widths of the sweep and a
+    // point within three noise widths of it has conversions on both sides (a stray code far
+    // away is no tail).
     for (int i = 0; i < count; ++i) {
       const std::vector<Binomial>& data = windows[i];
       if (beyond[i] == 0 || data.empty()) continue;
-      const bool informative =
-          std::any_of(data.begin(), data.end(), [](const Binomial& d) { return d.y > 0 && d.y < d.n; });
-      if (!informative) continue;
       const double edge = beyond[i] < 0 ? data.front().u : data.back().u;
-      const double theta = ThresholdWithKnownNoise(data, edge, pooled);
-      if (std::isfinite(theta) && theta > data.front().u - 2 * pooled && theta < data.back().u + 2 * pooled) {
-        fit.thresholds[i] = theta;
-        fit.measured[i] = true;
-        beyond[i] = 0;
+      const KnownNoiseFit tail = ThresholdWithKnownNoise(data, edge, pooled);
+      if (!tail.converged || !std::isfinite(tail.theta) || tail.theta <= data.front().u - 2 * pooled ||
+          tail.theta >= data.back().u + 2 * pooled) {
+        continue;
       }
+      const bool seen = std::any_of(data.begin(), data.end(), [&](const Binomial& d) {
+        return d.y > 0 && d.y < d.n && std::abs(d.u - tail.theta) <= 3 * pooled;
+      });
+      if (!seen) continue;
+      fit.thresholds[i] = tail.theta;
+      fit.measured[i] = true;
+      beyond[i] = 0;
     }
   }
 

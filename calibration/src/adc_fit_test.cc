@@ -142,6 +142,27 @@ TEST(AdcFit, AThresholdTheDataPutBelowTheSweepIsNotExtrapolatedIntoIt) {
   EXPECT_NEAR(fit->thresholds[1], 1.5, 0.1);
 }
 
+TEST(AdcFit, AStrayCodeIsNotATail) {
+  // Threshold 0 lies far below the sweep (every conversion is above it), but one conversion
+  // somewhere in the sweep came out as code 0. That is no tail of its transition: the threshold
+  // stays unmeasured and the column's line is the one without the stray.
+  const std::vector<double> t = {-1.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5};
+  const auto clean = Sweep(t, 0, 0.05, 0, 9, 0.05, 16, 9);
+  absl::StatusOr<ColumnFit> reference = FitColumn(clean, AdcMode::kUnsigned, 3);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  ASSERT_FALSE(reference->measured[0]);
+  for (double stray_u : {0.2, 0.4}) {
+    std::vector<SweepPoint> points = clean;
+    SweepPoint& pt = points[size_t(std::lround(stray_u / 0.05))];
+    pt.codes.front() = 0;
+    std::sort(pt.codes.begin(), pt.codes.end());
+    absl::StatusOr<ColumnFit> fit = FitColumn(points, AdcMode::kUnsigned, 3);
+    ASSERT_TRUE(fit.ok()) << fit.status();
+    EXPECT_FALSE(fit->measured[0]) << "stray at u = " << pt.u << ": threshold 0 fitted at " << fit->thresholds[0];
+    EXPECT_EQ(fit->slope, reference->slope) << "stray at u = " << pt.u;
+  }
+}
+
 TEST(AdcFit, DnlSeesAWideCode) {
   ColumnFit fit;
   fit.adc_bits = 3;
