@@ -68,6 +68,14 @@ sim::NonIdealityParams Tables(int bits) {
   return p;
 }
 
+// The simulator's true thresholds of a column in the fit's terms: code-index space of the input
+// u (the curve's thresholds are on the analog value gain * u + offset).
+std::vector<double> TrueIndexThresholds(const sim::ColumnCurve& truth, int lo) {
+  std::vector<double> thresholds;
+  for (double t : truth.thresholds()) thresholds.push_back((t + lo - truth.offset_lsb()) / truth.gain() - lo);
+  return thresholds;
+}
+
 class SimAdcCalibration : public ::testing::TestWithParam<Case> {};
 
 TEST_P(SimAdcCalibration, FitsTheSimulatorsTrueCurves) {
@@ -95,7 +103,7 @@ TEST_P(SimAdcCalibration, FitsTheSimulatorsTrueCurves) {
     ColumnFit true_fit;
     true_fit.adc_bits = k.bits;
     true_fit.mode = fit.mode;
-    for (double t : truth->thresholds()) true_fit.thresholds.push_back((t + lo - truth->offset_lsb()) / truth->gain() - lo);
+    true_fit.thresholds = TrueIndexThresholds(*truth, lo);
     true_fit.measured = fit.measured;
     ComputeLinearity(true_fit);
     double ss = 0;
@@ -154,7 +162,7 @@ TEST(SimAdcCalibration, UnsignedFirstThresholdIsMeasuredWithFewRepeats) {
     const std::string where = absl::StrCat("macro ", col.macro, " column ", col.column);
     absl::StatusOr<sim::ColumnCurve> truth = model.Curve(col.macro, col.column, 4);
     ASSERT_TRUE(truth.ok()) << truth.status();
-    const double true_first = (truth->thresholds()[0] - truth->offset_lsb()) / truth->gain();
+    const double true_first = TrueIndexThresholds(*truth, LowestCode(AdcMode::kUnsigned, 4))[0];
     EXPECT_TRUE(col.fit.measured[0]) << where;
     EXPECT_NEAR(col.fit.thresholds[0], true_first, 0.2) << where;
     worst = std::max(worst, std::abs(col.fit.thresholds[0] - true_first));

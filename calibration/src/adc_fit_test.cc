@@ -130,11 +130,13 @@ TEST(AdcFit, ATransitionCutBySweepStartIsLocatedFromItsTail) {
   EXPECT_LT(std::sqrt(ss / seeds), 0.08);
 }
 
+// A 3-bit unsigned column whose code 0 is two LSB wide at the bottom: threshold 0 lies 1.5 LSB
+// below the unsigned sweep's start, and the line through thresholds 1..6 would put it at 0.5.
+const std::vector<double> kFirstThresholdFarBelowTheSweep = {-1.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5};
+
 TEST(AdcFit, AThresholdTheDataPutBelowTheSweepIsNotExtrapolatedIntoIt) {
-  // Code 0 is two LSB wide at the bottom: the line through thresholds 1..6 would put threshold 0
-  // at 0.5, inside the sweep, where every conversion gave a code above 0.
-  const std::vector<double> t = {-1.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5};
-  const auto points = Sweep(t, 0, 0.2, 0, 9, 0.05, 4, 8);
+  // Every conversion in the sweep gave a code above 0: threshold 0 may not be put inside it.
+  const auto points = Sweep(kFirstThresholdFarBelowTheSweep, 0, 0.2, 0, 9, 0.05, 4, 8);
   absl::StatusOr<ColumnFit> fit = FitColumn(points, AdcMode::kUnsigned, 3);
   ASSERT_TRUE(fit.ok()) << fit.status();
   EXPECT_FALSE(fit->measured[0]);
@@ -143,11 +145,10 @@ TEST(AdcFit, AThresholdTheDataPutBelowTheSweepIsNotExtrapolatedIntoIt) {
 }
 
 TEST(AdcFit, AStrayCodeIsNotATail) {
-  // Threshold 0 lies far below the sweep (every conversion is above it), but one conversion
-  // somewhere in the sweep came out as code 0. That is no tail of its transition: the threshold
-  // stays unmeasured and the column's line is the one without the stray.
-  const std::vector<double> t = {-1.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5};
-  const auto clean = Sweep(t, 0, 0.05, 0, 9, 0.05, 16, 9);
+  // Every conversion is above threshold 0 but one, somewhere in the sweep, that came out as code
+  // 0. That is no tail of its transition: the threshold stays unmeasured and the column's line
+  // is the one without the stray.
+  const auto clean = Sweep(kFirstThresholdFarBelowTheSweep, 0, 0.05, 0, 9, 0.05, 16, 9);
   absl::StatusOr<ColumnFit> reference = FitColumn(clean, AdcMode::kUnsigned, 3);
   ASSERT_TRUE(reference.ok()) << reference.status();
   ASSERT_FALSE(reference->measured[0]);
